@@ -208,12 +208,30 @@ def test_per_class_numbers_of_the_loss_config_that_do_not_fit_the_classes_are_co
         build_loss(loss).check(torch.full((4, CLASSES), -1.0), torch.tensor([0, 1, 2, 3]))
 
 
+def test_per_class_numbers_for_named_classes_say_the_order_they_go_in(tmp_path, capsys):
+    """Text labels are indexed in sorted order (high, low, mid), which a class_weights list cannot show; a
+    mapping by class name (Keras' class_weight is a dict) is refused with that order's rule."""
+    rows = ["a,b,level"] + [f"{i % 3},{i % 5},{('low', 'mid', 'high')[i % 3]}" for i in range(60)]
+    (tmp_path / "levels.csv").write_text("\n".join(rows) + "\n")
+    config = _config(tmp_path / "levels.csv", {"name": "cross_entropy", "class_weights": [1.0, 2.0]})
+    config["data"]["target"] = "level"
+    assert _train(tmp_path, config)[0] == 2
+    assert _error_line(capsys) == ("error: strategy.loss: cross_entropy: class_weights has 2 entries but the model "
+                                  "outputs 3; give class_weights one number per output (the outputs' classes, in "
+                                  "order: high, low, mid)")
+    config["strategy"]["loss"]["class_weights"] = {"low": 1, "mid": 2, "high": 5}
+    assert _train(tmp_path, config, "mapping")[0] == 2
+    assert _error_line(capsys).endswith("got {'high': 5, 'low': 1, 'mid': 2} (one number per class, in the order of "
+                                        "the class indices: the sorted labels, or data.class_names' order; a run's "
+                                        "labels.json lists it)")
+
+
 def test_focal_alpha_of_the_wrong_length_on_multilabel_data_is_a_config_error(tmp_path, capsys):
     csv = _write_csv(tmp_path / "ml.csv", multilabel=True)
     code, _ = _train(tmp_path, _config(csv, {"name": "focal", "alpha": [0.1, 0.2]}, multilabel=True))
     assert code == 2
     assert _error_line(capsys) == ("error: strategy.loss: focal on 3 labels needs alpha as one number in [0, 1] or 3 "
-                                   "numbers in [0, 1]; got [0.1, 0.2]")
+                                   "numbers in [0, 1]; got [0.1, 0.2] (the outputs' labels, in order: t0, t1, t2)")
 
 
 def test_kl_div_on_class_labels_names_the_target_distributions_it_takes(tmp_path, capsys):

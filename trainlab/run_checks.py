@@ -255,7 +255,7 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     # numbers are what to change (exit 2), as with a batch_size that leaves a 1-row batch
     problem = loss.constants_mismatch(output, y)
     if problem is not None:
-        raise ConfigError(f"strategy.loss: {problem}")
+        raise ConfigError(f"strategy.loss: {problem}{_output_order(data)}")
     loss.check(output, y)
 
 
@@ -268,6 +268,18 @@ def _labels_read(data: Dataset) -> str:
         return f"labels {indices}"
     shown = names if len(names) <= 7 else [*names[:6], "...", names[-1]]
     return f"labels {', '.join(shown)}, read as {indices}"
+
+
+def _output_order(data: Dataset) -> str:
+    """The classes a per-class list's numbers go to, in order, where the labels have names that are not
+    their indices (``(the outputs' classes, in order: high, low, mid)``; a multi-label task's label names);
+    empty otherwise."""
+    names = data.class_names
+    if not names or names == [str(i) for i in range(len(names))]:
+        return ""
+    shown = names if len(names) <= 20 else [*names[:20], f"... {len(names)} in all"]
+    kind = "labels" if data.task == "multilabel" else "classes"
+    return f" (the outputs' {kind}, in order: {', '.join(shown)})"
 
 
 #: torch's words when a forward fails on its inputs' dtype ("expected scalar type Float but found Long", "Input

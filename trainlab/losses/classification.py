@@ -45,6 +45,10 @@ def _per_class(values: list[float] | None, name: str, what: str) -> list[float] 
     return array.tolist()
 
 
+#: the hint on a per-class list given in another form (a mapping by class name, as Keras' class_weight):
+#: the order its numbers go in
+CLASS_ORDER_NOTE = ("one number per class, in the order of the class indices: the sorted labels, or "
+                    "data.class_names' order; a run's labels.json lists it")
 INT64_RANGE = (-INT_LIMIT, INT_LIMIT - 1)  # labels are int64: an ignore_index beyond it cannot be compared
 
 
@@ -216,6 +220,7 @@ class CrossEntropy(Loss):
 
     target_kind = "class_index"
     takes_logits = True
+    option_notes = {"class_weights": CLASS_ORDER_NOTE}
 
     def __init__(self, class_weights: list[float] | None = None, label_smoothing: float = 0.0,
                  ignore_index: int = -100, reduction: str = "mean"):
@@ -290,6 +295,7 @@ class NLLLoss(Loss):
     """
 
     target_kind = "class_index"
+    option_notes = {"class_weights": CLASS_ORDER_NOTE}
 
     def __init__(self, class_weights: list[float] | None = None, ignore_index: int = -100,
                  reduction: str = "mean"):
@@ -346,6 +352,7 @@ class FocalLoss(Loss):
 
     target_kind = "class_index"
     takes_logits = True
+    option_notes = {"alpha": CLASS_ORDER_NOTE}
     takes_multilabel = True  # the sigmoid form, one term per label (run_checks lets multi-label data through)
 
     def __init__(self, gamma: float = 2.0, alpha: float | list[float] | None = None, reduction: str = "mean"):
