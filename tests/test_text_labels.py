@@ -236,3 +236,22 @@ def test_numbers_and_missing_markers_with_spaces_are_no_label_twins(tmp_path, ca
     file = text_file(tmp_path / "n.tsv", "text_tsv", ["1", " 1", "0", "0 "] * 5)
     load_text(file, "text_tsv")
     assert "differ only in spaces" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- a text column of numbers
+
+
+def test_a_text_column_of_numbers_only_is_warned_of_naming_the_other_columns(tmp_path, capsys):
+    """data.text_column pointed at an id column trained on the ids as one-word texts without a word."""
+    rows = [[1000 + i, f"the match was {('great', 'bad')[i % 2]} today", ("sports", "cooking")[i % 2], i / 4]
+            for i in range(12)]
+    file = csv_file(tmp_path / "train.csv", ["id", "text", "label", "score"], rows)
+    load_text(file, "text_csv", text_column="id")
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert line == (f"warning: data.text_column 'id' of {file} holds only numbers (1000, 1001, 1002, ...): the model "
+                    "reads each as one word, not as a text; if the texts are in another column, set "
+                    "data.text_column; the file's other columns: text, score")
+    load_text(file, "text_csv")  # the texts, one of them a number among words: no warning
+    rows[0][1] = "42"
+    load_text(csv_file(tmp_path / "one.csv", ["id", "text", "label", "score"], rows), "text_csv")
+    assert "warning:" not in capsys.readouterr().err

@@ -298,6 +298,26 @@ def check_text_columns(text_column: Any, label_column: Any) -> None:
                           "the texts")
 
 
+def warn_if_numbers_only(table: TextTable, file: Path, text_column: str, label_column: str) -> None:
+    """One warning where every non-empty text of the training file is a number (an id, a score): the model
+    then reads each as one word, where the texts are likely in another column (the file's others are named).
+    Reading stops at the first text that is not a number, so a file of texts costs one cell."""
+    cells: list[str] = []  # the first four, for the message
+    for text in table.texts:
+        cell = text.strip()
+        if cell and not parses_as_number(cell):
+            return
+        if cell and len(cells) < 4:
+            cells.append(cell)
+    if not cells:
+        return
+    others = [column for column in table.columns if column not in (text_column, label_column)]
+    where = f"; the file's other columns: {', '.join(map(shown_name, others))}" if others else ""
+    warn(f"data.text_column '{text_column}' of {file} holds only numbers ({', '.join(cells[:3])}"
+         f"{', ...' if len(cells) > 3 else ''}): the model reads each as one word, not as a text; if the "
+         f"texts are in another column, set data.text_column{where}")
+
+
 def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
                         text_column: str, label_column: str, max_rows: int | None, seed: int,
                         nan_policy: str, quoted: bool | None = None) -> tuple[dict[str, TextTable], dict[str, Path]]:
@@ -312,6 +332,7 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
              for name, given in (("train", train), ("val", val), ("test", test)) if given}
     tables = {name: read_table(file, text_column, label_column, delimiter, quoted, beside_train=name != "train")
               for name, file in files.items()}
+    warn_if_numbers_only(tables["train"], files["train"], text_column, label_column)
     tables["train"] = _subset(tables["train"], max_rows, np.random.default_rng(seed))
     for name, table in tables.items():
         if table.labels is None:
