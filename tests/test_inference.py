@@ -406,6 +406,10 @@ def test_text_run_predicts_token_ids_of_any_integer_or_whole_float_dtype(tmp_pat
     np.testing.assert_array_equal(loaded.predict(ids.numpy().astype(np.int32).tolist()), expected)
     with pytest.raises(DataError, match=f"token ids from 0 to {loaded.vocab_size - 1}"):
         loaded.predict(np.full((1, 4), loaded.vocab_size))
+    with pytest.raises(DataError) as caught:  # neither texts nor ids of the run's length: texts are named
+        loaded.predict([1, 2, 3])
+    assert str(caught.value) == ("predict: got an input shaped (3,); a text run takes texts (a list of strings, a "
+                                 "pandas Series, or a DataFrame with the text column), or token ids shaped (N, 4)")
 
 
 # --------------------------------------------------------------------------- predict's inputs: DataFrames

@@ -103,7 +103,23 @@ class LoadedRun:
             refuse_non_texts(x)  # a lone string, a list mixing texts and numbers: said here, not as "not numbers"
         if self._read_by_run(x):
             x = self.read(x)
+        elif self.text is not None:
+            self._refuse_unshaped_ids(x)
         return model_rows(x, self.input_shape, self.input_dtype, self.vocab_size, ids_and_mask=self.ids_and_mask)
+
+    def _refuse_unshaped_ids(self, x: Any) -> None:
+        """A text run given neither texts nor token ids of its shape (``[1, 2, 3]``): the error says that texts
+        are what it takes (:func:`~trainlab.data.predict_input.model_rows` would name the ids' shape alone)."""
+        from trainlab.data.predict_shapes import rows_shape
+
+        try:
+            shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+        except ValueError:  # ragged nested lists: model_rows says what they are
+            return
+        if self.input_shape and len(shape) and rows_shape(shape, self.input_shape) is None:
+            raise DataError(f"predict: got an input shaped {tuple(shape)}; a text run takes texts (a list of "
+                            "strings, a pandas Series, or a DataFrame with the text column), or token ids shaped "
+                            f"(N, {', '.join(map(str, self.input_shape))})")
 
     def _read_by_run(self, x: Any) -> bool:
         """``x`` holds raw inputs that :meth:`read` preprocesses (a DataFrame, texts), not model inputs."""
