@@ -78,3 +78,35 @@ def test_every_worker_killed_is_an_error_saying_how_to_continue(tmp_path, capsys
         _pool(tune_settings, _claims_a_trial_then_is_killed, _killed_between_trials)
     assert study_for(tune_settings).trials[0].state == TrialState.FAIL  # not left RUNNING in the results
     assert capsys.readouterr().err.count("warning: tune worker pid") == 2
+
+
+def _interrupts_the_tune_once_a_sibling_died(tune_settings: TuneSettings) -> None:
+    """Ctrl-C after the other worker was SIGKILLed: the tune process is signalled, this worker waits for the
+    SIGINT it passes on."""
+    import time
+
+    for _ in range(400):  # the sibling claims trial 0, then kills itself at once
+        if study_for(tune_settings).get_trials(deepcopy=False):
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.kill(os.getppid(), signal.SIGINT)
+    time.sleep(60)
+
+
+def test_a_worker_killed_before_an_interrupt_is_still_said(tmp_path, capsys):
+    """The warning naming the killed worker came only when the study ended on its own; a Ctrl-C after the
+    kill said the interrupt alone."""
+    from trainlab.errors import Interrupted
+
+    tune_settings = settings(tmp_path, 2, jobs=2)
+    prepare(tune_settings)
+    capsys.readouterr()
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=target, args=(tune_settings,))
+               for target in (_claims_a_trial_then_is_killed, _interrupts_the_tune_once_a_sibling_died)]
+    with pytest.raises(Interrupted, match="SIGINT received"):
+        _run_pool(tune_settings, workers, StopFlag(context))
+    assert workers[0].exitcode == -signal.SIGKILL
+    assert (f"warning: tune worker pid {workers[0].pid} was killed (SIGKILL) while it ran trial 0: the trial is "
+            "recorded as FAIL") in capsys.readouterr().err

@@ -288,6 +288,17 @@ def _say_killed(settings: TuneSettings, killed: list[Any]) -> None:
              f"recorded as {recorded}; the other workers went on")
 
 
+def _say_killed_before(settings: TuneSettings, workers: list[Any], signum: int) -> None:
+    """On an interrupt, :func:`_say_killed` for the workers a signal other than the interrupt's killed (a
+    SIGKILL before it), which the interrupt's line does not name; their warnings come before it. Reading the
+    study may fail where the interrupt came from a failing disk or database: the interrupt's line is then
+    what is said."""
+    killed = [w for w in workers if w.exitcode is not None and w.exitcode < 0 and -w.exitcode != signum]
+    if killed:
+        with contextlib.suppress(Exception):
+            _say_killed(settings, killed)
+
+
 def trials_left(settings: TuneSettings) -> int:
     """``--trials`` less the study's COMPLETE and PRUNED trials: the most trials a run of the study can still
     start. A RUNNING trial is not subtracted: its worker may be dead, and a worker then runs one in its place."""
@@ -353,6 +364,7 @@ def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any, said: str |
                 received.append(signal.SIGINT)
             signum = received[0]
             _stop_workers(workers, stop, signum)
+            _say_killed_before(settings, workers, signum)
             raise _interrupted(settings, signum, relayed(said)) from None
     codes = [w.exitcode for w in workers]
     killed = [w for w in workers if w.exitcode is not None and w.exitcode < 0]
