@@ -124,6 +124,12 @@ def test_an_extra_argument_points_to_the_command_help(tmp_path, capsys):
     (["train", "CONFIG", "--gpu"], "--gpu (see 'trainlab train --help')"),
     (["train", "CONFIG", "--verbose"], "--verbose (see 'trainlab train --help')"),
     (["train", "CONFIG", "--lr", "0.1"], "--lr 0.1 (see 'trainlab train --help')"),
+    # Optuna's names: what trainlab tune's flags are (tune's --trials given, so unrecognized comes first)
+    (["tune", "CONFIG", "--space", "s.yaml", "--trials", "2", "--sampler", "random"],
+     "--sampler random; trainlab tune always samples with Optuna's TPE sampler (--seed seeds it); --pruner chooses "
+     "the pruner (see 'trainlab tune --help')"),
+    (["tune", "CONFIG", "--space", "s.yaml", "--trials", "2", "--n_jobs", "2"],
+     "--n_jobs 2; the number of parallel workers is --jobs (see"),
 ])
 def test_a_misspelt_flag_gets_a_did_you_mean(tmp_path, capsys, argv, hint):
     """`--ovewrite` was "unrecognized arguments: --ovewrite" alone, though a misspelt command got a hint."""

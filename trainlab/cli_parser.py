@@ -62,9 +62,27 @@ def flag_hint(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
 
     names = [option[2:] for action in parser._actions for option in action.option_strings if option.startswith("--")]
     for word in extra:
-        if word.startswith("--") and (close := closest_choice(word[2:].split("=", 1)[0], names)) is not None:
+        flag = word[2:].split("=", 1)[0]
+        if not word.startswith("--"):
+            continue
+        if flag.replace("_", "-") in OTHER_TOOLS_FLAGS:  # Optuna's names (n_trials, sampler)
+            ours, said = OTHER_TOOLS_FLAGS[flag.replace("_", "-")]
+            if ours in names:
+                return f"; {said}"
+        if (close := closest_choice(flag, names)) is not None:
             return f"; did you mean '--{close}'?"
     return ""
+
+
+#: the flags a user of Optuna's CLI or optuna.create_study types, and what trainlab's are: (a flag the
+#: command has, so the hint is the command's, the words said)
+OTHER_TOOLS_FLAGS = {
+    "n-trials": ("trials", "the number of trials is --trials"),
+    "n-jobs": ("jobs", "the number of parallel workers is --jobs"),
+    "sampler": ("pruner", "trainlab tune always samples with Optuna's TPE sampler (--seed seeds it); --pruner "
+                          "chooses the pruner"),
+    "study-name": ("study", "the study's name is --study"),
+}
 
 
 class _Once(argparse.Action):
