@@ -456,6 +456,31 @@ def test_an_unfreeze_the_run_never_reaches_is_warned_of(capsys, unfreeze_after_e
     assert err == (f"warning: strategy.finetune.{warned}\n" if warned else "")
 
 
+@pytest.mark.parametrize("finetune, warned", [
+    ({"freeze": True}, "strategy.finetune.freeze trains only the head of"),
+    ({"lora": {"rank": 2}}, "strategy.finetune.lora trains low-rank adapters on"),
+])
+def test_a_backbone_frozen_at_random_weights_is_warned_of(capsys, finetune, warned):
+    """A user trial: freeze on a zoo model (built at random: only hf_pretrained loads weights) trained its head
+    on random features, 75% where training the whole model gave 87%, without a word."""
+    from trainlab.builders import build, run_scope
+    from trainlab.config import validate
+
+    config = validate({"name": "u", "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [4]},
+                       "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01},
+                                    "batch_size": 12, "epochs": 1, "finetune": finetune},
+                       "output": {"progress": "off"}})
+    with run_scope(config):
+        build(config, quiet=True)
+    assert capsys.readouterr().err == (
+        f"warning: {warned} model 'mlp', whose frozen weights a config run builds at random (only hf_pretrained "
+        "loads pretrained ones): it learns on random features; leave strategy.finetune out to train the whole model, "
+        "or fine-tune a pretrained one (hf_pretrained, or your own model given to trainlab.fit)\n")
+    with run_scope(config):
+        build(config, quiet=True, training=False)  # evaluating a trained run: its training said it
+    assert capsys.readouterr().err == ""
+
+
 def test_layerwise_decay_skips_the_pooler_the_model_never_reads(tiny_bert_dir):
     """BERT's pooler was counted as the layer below the head, so the top encoder layer got decay^2: but
     hf_pretrained pools last_hidden_state (mean or [CLS]), and the pooler gets no gradient."""

@@ -53,6 +53,7 @@ from trainlab.metrics import default_metrics, is_scalar, top_k_warning, validate
 from trainlab.models import build_model, count_parameters
 from trainlab.notices import evaluating, held_back, note, warn
 from trainlab.plan_warnings import (
+    warn_if_finetuning_random_weights,
     warn_if_full_batch_method_on_mini_batches,
     warn_if_idle,
     warn_if_never_unfrozen,
@@ -297,6 +298,7 @@ def _build(config: Config, quiet: bool, time_budget: str | None, training: bool)
     loss = build_loss_for(config, data, notes)
     check_task_fits(loss, data, config.data.task is not None)  # soft targets, data.task given: said as such
     model = build_model_for(config, data, loss)
+    warn_if_finetuning_random_weights(config.strategy.finetune, str(config.model.name).lower())
     if time_budget is not None:
         return assemble_within_budget(assemble, config, data, loss, model, notes, quiet,
                                       calibrate=time_budget == "calibrate")
