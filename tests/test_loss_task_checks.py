@@ -221,9 +221,9 @@ def test_per_class_numbers_for_named_classes_say_the_order_they_go_in(tmp_path, 
                                   "order: high, low, mid)")
     config["strategy"]["loss"]["class_weights"] = {"low": 1, "mid": 2, "high": 5}
     assert _train(tmp_path, config, "mapping")[0] == 2
-    assert _error_line(capsys).endswith("got {'high': 5, 'low': 1, 'mid': 2} (one number per class, in the order of "
-                                        "the class indices: the sorted labels, or data.class_names' order; a run's "
-                                        "labels.json lists it)")
+    assert _error_line(capsys).endswith("got {'high': 5, 'low': 1, 'mid': 2} (a list of one number per class, in the "
+                                        "order of the class indices: the sorted labels, or data.class_names' order; "
+                                        "a run's labels.json lists it)")
 
 
 def test_focal_alpha_of_the_wrong_length_on_multilabel_data_is_a_config_error(tmp_path, capsys):

@@ -250,8 +250,7 @@ def test_a_quoted_number_in_a_list_of_numbers_is_refused_naming_the_item(tmp_pat
     assert main(["train", config, "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err == (
         "error: loss 'cross_entropy': option 'class_weights' must be a list of numbers or null (item 1 is the text "
-        f"{value[1]!r}: write the number without quotes); got [1, {value[1]!r}, 3] (one number per class, in the "
-        "order of the class indices: the sorted labels, or data.class_names' order; a run's labels.json lists it)\n")
+        f"{value[1]!r}: write the number without quotes); got [1, {value[1]!r}, 3]\n")
     assert not (tmp_path / "run").exists()
 
 

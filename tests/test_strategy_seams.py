@@ -284,7 +284,7 @@ def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_doe
         (DataError, "the model outputs 5 scores per row but the data has 3 classes (labels 0..2); give its last "
                     "layer 3 outputs", lambda: trainlab.fit(net(5), train=(x, y), strategy=base)),
         # labels that are not 0..K-1 are named as written, with the indices the outputs stand for
-        (DataError, "the model outputs 2 scores per row but the data has 3 classes (labels 10, 20, 30, read as 0..2)",
+        (DataError, "the model outputs 2 scores per row but the data has 3 classes (10, 20, 30, read as indices 0..2)",
          lambda: trainlab.fit(net(2), train=(x, 10 * y + 10), strategy=base, task="multiclass")),
         (DataError, "returned a tuple; its forward(x) must return one tensor shaped (N, outputs)",
          lambda: trainlab.fit(Pair(), train=(x, y), strategy=base)),

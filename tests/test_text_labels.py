@@ -248,10 +248,11 @@ def test_a_text_column_of_numbers_only_is_warned_of_naming_the_other_columns(tmp
     file = csv_file(tmp_path / "train.csv", ["id", "text", "label", "score"], rows)
     load_text(file, "text_csv", text_column="id")
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert line == (f"warning: data.text_column 'id' of {file} holds only numbers (1000, 1001, 1002, ...): the model "
-                    "reads each as one word, not as a text; if the texts are in another column, set "
-                    "data.text_column; the file's other columns: text, score")
+    assert line == (f"warning: data.text_column 'id' of {file} holds only numbers (1000, 1001, 1002, ...), while its "
+                    "column text holds words: if the texts are there, set data.text_column")
     load_text(file, "text_csv")  # the texts, one of them a number among words: no warning
     rows[0][1] = "42"
     load_text(csv_file(tmp_path / "one.csv", ["id", "text", "label", "score"], rows), "text_csv")
+    codes = [[f"{10000 + i}", ("north", "south")[i % 2], i / 4] for i in range(12)]  # numeric codes are the texts
+    load_text(csv_file(tmp_path / "zip.csv", ["text", "label", "score"], codes), "text_csv")
     assert "warning:" not in capsys.readouterr().err

@@ -89,8 +89,8 @@ def test_a_direction_against_the_metrics_own_is_one_warning_and_the_study_runs(t
     err = capsys.readouterr().err
     assert code == 0, err
     assert [line for line in err.splitlines() if line.startswith("warning:")] == [
-        "warning: --direction maximize seeks the highest val_loss, of which lower is better: the best trial will be "
-        "the one of the highest val_loss; leave --direction out (min) unless that is meant"]
+        "warning: --direction maximize on val_loss, of which lower is better: the best trial will be the one of the "
+        "highest val_loss; leave --direction out (minimize) unless that is meant"]
     for metric, direction in (("val_loss", "minimize"), ("val_accuracy", "maximize"), ("val_mse", "minimize")):
         assert direction_warning(SimpleNamespace(metric=metric, direction=direction)) is None
 

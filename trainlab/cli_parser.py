@@ -61,10 +61,8 @@ def flag_hint(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
     from trainlab.registry import closest_choice
 
     names = [option[2:] for action in parser._actions for option in action.option_strings if option.startswith("--")]
-    for word in extra:
+    for word in (word for word in extra if word.startswith("--")):
         flag = word[2:].split("=", 1)[0]
-        if not word.startswith("--"):
-            continue
         if flag.replace("_", "-") in OTHER_TOOLS_FLAGS:  # Optuna's names (n_trials, sampler)
             ours, said = OTHER_TOOLS_FLAGS[flag.replace("_", "-")]
             if ours in names:

@@ -25,7 +25,8 @@ Any other type (a tensor of another shape, a callable, a class) and an annotatio
 not checked: the check only refuses what the annotation rules out. Text that ``float`` reads as no number written
 (``1e-400`` as 0.0, ``1e400`` as inf) is no number, and the message says why; a near miss of a ``Literal``
 choice (``fan_inn``) names the closest one. A factory may carry ``option_notes``
-(``{option: hint}``): :class:`trainlab.registry.Registry` adds the hint to that option's message.
+(``{option: hint}``, the hint a string or a function of the value giving one or None):
+:class:`trainlab.registry.Registry` adds the hint to that option's message.
 """
 
 from __future__ import annotations

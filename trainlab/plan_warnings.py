@@ -21,7 +21,7 @@ from trainlab.engine.batching import BatchPlan
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
 from trainlab.losses.base import Loss
 from trainlab.losses.penalties import penalised_parameters
-from trainlab.models import model_name
+from trainlab.models import MODELS, model_name
 from trainlab.notices import warn, warn_training
 from trainlab.optim.decay_split import weight_ids
 from trainlab.run_checks import input_fixes
@@ -126,24 +126,23 @@ def warn_if_never_unfrozen(unfreeze_after_epochs: int | None, plan: BatchPlan, t
 STRETCH_WARNING_EPOCHS = 50
 
 
-def warn_if_finetuning_random_weights(finetune: Any, model_name: str) -> None:
+def warn_if_finetuning_random_weights(finetune: Any, built_in: str) -> None:
     """One warning where ``strategy.finetune`` freezes the backbone for the whole run (``freeze`` without
-    ``unfreeze_after_epochs``, or ``lora``'s adapters over frozen layers) of a built-in model other than ``hf_pretrained``: a config run builds it with random
-    weights (no checkpoint is loaded), so what trains learns on random features. Not for ``module:attr``
-    models (the user's code may load weights) nor :func:`trainlab.fit`'s model (the user's own)."""
-    from trainlab.models import MODELS
-
+    ``unfreeze_after_epochs``, or ``lora``'s adapters over frozen layers) of the registered model named
+    ``built_in`` other than ``hf_pretrained``: a config run builds it with random weights (no checkpoint is
+    loaded), so what trains learns on random features. Not for ``module:attr`` models (the user's code may
+    load weights: no registered name) nor :func:`trainlab.fit`'s model (the user's own: not built here)."""
     if finetune is None or not (finetune.lora is not None
                                 or (finetune.freeze and finetune.unfreeze_after_epochs is None)):
         return  # an unfreeze_after_epochs trains the whole model later: a head warmed up first, no harm
-    if ":" in model_name or model_name == "hf_pretrained" or model_name not in MODELS:
+    if built_in == "hf_pretrained" or built_in not in MODELS:
         return
     what = ("strategy.finetune.lora trains low-rank adapters on" if finetune.lora is not None
             else "strategy.finetune.freeze trains only the head of")
-    warn_training(f"{what} model '{model_name}', whose frozen weights a config run builds at random (only "
+    warn_training(f"{what} model '{built_in}', whose frozen weights a config run builds at random (only "
                   "hf_pretrained loads pretrained ones): it learns on random features; leave strategy.finetune "
-                  "out to train the whole model, or fine-tune a pretrained one (hf_pretrained, or your own model "
-                  "given to trainlab.fit)")
+                  "out to train the whole model, or fine-tune a pretrained one (hf_pretrained, a module:attr model "
+                  "that loads its weights, or your own model given to trainlab.fit)")
 
 
 def warn_if_stretched(min_steps: int | None, plan: BatchPlan, total_steps: int) -> None:

@@ -267,6 +267,8 @@ class Registry(Generic[T]):
         if wrong is not None:
             option, expected = wrong
             note = getattr(factory, "option_notes", {}).get(option)  # a factory's hint for this option
+            if callable(note):  # a hint for some wrong values only (a mapping where a list goes)
+                note = note(kwargs[option])
             raise ConfigError(f"{self.kind} '{name}': option '{option}' must be {expected}; "
                               f"got {short_repr(kwargs[option])}{f' ({note})' if note else ''}")
 

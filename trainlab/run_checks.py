@@ -255,31 +255,37 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     # numbers are what to change (exit 2), as with a batch_size that leaves a 1-row batch
     problem = loss.constants_mismatch(output, y)
     if problem is not None:
-        raise ConfigError(f"strategy.loss: {problem}{_output_order(data)}")
+        raise ConfigError(f"strategy.loss: {problem}{_output_order(data, output)}")
     loss.check(output, y)
 
 
-def _labels_read(data: Dataset) -> str:
-    """The classes as the user wrote them and the indices the model's outputs stand for: ``labels 0..3``, or
-    ``labels 1, 2, 3, 4, read as 0..3`` where the labels were other values (sorted, mapped to 0..K-1)."""
-    indices = f"0..{data.num_classes - 1}"
-    names = data.class_names
-    if not names or names == [str(i) for i in range(data.num_classes)]:
-        return f"labels {indices}"
-    shown = names if len(names) <= 7 else [*names[:6], "...", names[-1]]
-    return f"labels {', '.join(shown)}, read as {indices}"
-
-
-def _output_order(data: Dataset) -> str:
-    """The classes a per-class list's numbers go to, in order, where the labels have names that are not
-    their indices (``(the outputs' classes, in order: high, low, mid)``; a multi-label task's label names);
-    empty otherwise."""
+def _named_classes(data: Dataset, most: int) -> list[str] | None:
+    """The class (label) names in index order, the first ``most`` and a count past them, where they are not
+    the indices themselves (``0``, ``1``, ...); None otherwise."""
     names = data.class_names
     if not names or names == [str(i) for i in range(len(names))]:
+        return None
+    return [str(name) for name in names[:most]] + ([f"... {len(names)} in all"] if len(names) > most else [])
+
+
+def _labels_read(data: Dataset) -> str:
+    """The classes as the data names them and the indices the model's outputs stand for: ``labels 0..3``, or
+    ``1, 2, 3, 4, read as indices 0..3`` (labels of other values, sorted and mapped to 0..K-1, or
+    ``data.class_names`` naming 0..K-1)."""
+    indices = f"0..{data.num_classes - 1}"
+    names = _named_classes(data, 10)
+    return f"labels {indices}" if names is None else f"{', '.join(names)}, read as indices {indices}"
+
+
+def _output_order(data: Dataset, output: torch.Tensor) -> str:
+    """The classes (a multi-label task's labels) a per-class list's numbers go to, in order, where they have
+    names other than their indices and the model gives one output each (not bce's one logit of two classes):
+    ``(the outputs' classes, in order: high, low, mid)``; empty otherwise."""
+    names = _named_classes(data, 20)
+    if names is None or output.ndim != 2 or output.shape[1] != len(data.class_names or ()):
         return ""
-    shown = names if len(names) <= 20 else [*names[:20], f"... {len(names)} in all"]
     kind = "labels" if data.task == "multilabel" else "classes"
-    return f" (the outputs' {kind}, in order: {', '.join(shown)})"
+    return f" (the outputs' {kind}, in order: {', '.join(names)})"
 
 
 #: torch's words when a forward fails on its inputs' dtype ("expected scalar type Float but found Long", "Input

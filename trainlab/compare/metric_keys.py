@@ -80,11 +80,11 @@ def direction_warning(metric: str, direction: str | None) -> str | None:
 
 
 def against_own_direction(metric: str, own: str, does: str, chosen: str, best: str) -> str:
-    """The words of a ``--direction`` (``chosen``) opposite to ``metric``'s ``own`` (``min``/``max``), compare's
-    and tune's: ``--direction <does>, of which lower is better: the best <best> will be the one of the highest
-    <metric>; leave --direction out (min) unless that is meant``, ``does`` a template of ``{chosen}``,
-    ``{worst}`` (``highest`` where lower is better) and ``{metric}``."""
-    better, worst = ("lower", "highest") if own == "min" else ("higher", "lowest")
+    """The words of a ``--direction`` (``chosen``) opposite to ``metric``'s ``own`` (compare's ``min``/``max``,
+    tune's ``minimize``/``maximize``), compare's and tune's: ``--direction <does>, of which lower is better: the
+    best <best> will be the one of the highest <metric>; leave --direction out (<own>) unless that is meant``,
+    ``does`` a template of ``{chosen}``, ``{worst}`` (``highest`` where lower is better) and ``{metric}``."""
+    better, worst = ("lower", "highest") if own in ("min", "minimize") else ("higher", "lowest")
     return (f"--direction {does.format(chosen=chosen, worst=worst, metric=metric)}, of which {better} is better: "
             f"the best {best} will be the one of the {worst} {metric}; leave --direction out ({own}) unless that is "
             "meant")

@@ -540,8 +540,8 @@ def warn_if_grayscale(images: np.ndarray, root: Path) -> None:
     (its three channels equal, as Pillow converts an ``L`` image, or a gray JPEG): the model then takes three
     copies of one channel (three times the first layer's work, and statistics such as CIFAR's per-channel
     constants applied to gray values), where ``data.mode: L`` gives the one channel (``data.mode: RGB`` said
-    outright keeps the three without the warning: the caller warns only where the mode was left out). Read 256 images at a time:
-    the first 256 settle the usual (colour) folder without reading the rest."""
+    outright keeps the three without the warning: the caller warns only where the mode was left out). Read
+    256 images at a time: the first 256 settle the usual (colour) folder without reading the rest."""
     if images.ndim != 4 or images.shape[1] != 3 or not len(images):
         return
     for start in range(0, len(images), 256):  # chunks: no full-size temporaries for a large gray set

@@ -69,7 +69,7 @@ from trainlab.data.tokenizers import (
     warn_cut,
 )
 from trainlab.errors import ConfigError, DataError
-from trainlab.notices import warn
+from trainlab.notices import warn, warn_training
 from trainlab.registry import did_you_mean, value_hint
 
 # ----------------------------------------------------------------------------- reading rows
@@ -84,6 +84,7 @@ class TextTable:
     drawn_from: int | None = None  # the file's rows when these are a max_rows draw
     file_labels: frozenset[str] = frozenset()  # a max_rows draw: the labels of all the file's rows
     label_column: str = ""  # the label column's name (for messages)
+    worded_columns: tuple[str, ...] = ()  # the other columns whose first row's cell is no number (for messages)
 
     def take(self, keep: Sequence[int]) -> TextTable:
         labels = None if self.labels is None else [self.labels[i] for i in keep]
@@ -213,6 +214,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             text_at = columns.index(text_column)
             label_at = columns.index(label_column) if label_column in columns else None
             texts, labels, lines = [], [], []
+            worded: tuple[str, ...] = ()
             blank_lines: list[int] = []  # one column: empty lines kept once a row follows them
             joined: tuple[int, int, list[str]] | None = None  # the last record that ran over several lines
             for row in reader:
@@ -232,6 +234,10 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                                       _swallowing(joined or previous, delimiter, labels))
                 if row[0].strip() == columns[0]:  # only then may the row be the header again
                     refuse_repeated_header(file, start, row, columns, "text")
+                if not texts:  # the first row: which other columns hold words (a text column's likely place)
+                    worded = tuple(name for name, cell in zip(columns, row, strict=True)
+                                   if name not in (text_column, label_column) and cell.strip()
+                                   and not parses_as_number(cell.strip()))
                 texts.append(row[text_at])
                 lines.append(start)
                 if label_at is not None:
@@ -245,7 +251,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     if not texts and not predict:
         raise DataError(f"text file {file} has a header but no rows")
     return TextTable(texts, _stripped_labels(file, labels, warn_merged=not predict) if label_at is not None else None,
-                     tuple(columns), tuple(lines), label_column=label_column)
+                     tuple(columns), tuple(lines), label_column=label_column, worded_columns=worded)
 
 
 def _stripped_labels(file: Path, labels: list[str], warn_merged: bool = True) -> list[str]:
@@ -298,10 +304,13 @@ def check_text_columns(text_column: Any, label_column: Any) -> None:
                           "the texts")
 
 
-def warn_if_numbers_only(table: TextTable, file: Path, text_column: str, label_column: str) -> None:
-    """One warning where every non-empty text of the training file is a number (an id, a score): the model
-    then reads each as one word, where the texts are likely in another column (the file's others are named).
-    Reading stops at the first text that is not a number, so a file of texts costs one cell."""
+def warn_if_numbers_only(table: TextTable, file: Path, text_column: str) -> None:
+    """One warning where every non-empty text of the training file is a number (an id, a score) and another
+    column holds words in the first row (``table.worded_columns``): the texts are then likely there. A file of
+    numeric codes alone (ZIP codes) is not warned of. Reading stops at the first text that is not a number,
+    so a file of texts costs one cell. Said in training only (:func:`~trainlab.notices.warn_training`)."""
+    if not table.worded_columns:
+        return
     cells: list[str] = []  # the first four, for the message
     for text in table.texts:
         cell = text.strip()
@@ -311,11 +320,12 @@ def warn_if_numbers_only(table: TextTable, file: Path, text_column: str, label_c
             cells.append(cell)
     if not cells:
         return
-    others = [column for column in table.columns if column not in (text_column, label_column)]
-    where = f"; the file's other columns: {', '.join(map(shown_name, others))}" if others else ""
-    warn(f"data.text_column '{text_column}' of {file} holds only numbers ({', '.join(cells[:3])}"
-         f"{', ...' if len(cells) > 3 else ''}): the model reads each as one word, not as a text; if the "
-         f"texts are in another column, set data.text_column{where}")
+    names = table.worded_columns
+    holding = (f"column {shown_name(names[0])} holds" if len(names) == 1
+               else f"columns {', '.join(map(shown_name, names))} hold")
+    warn_training(f"data.text_column '{text_column}' of {file} holds only numbers ({', '.join(cells[:3])}"
+                  f"{', ...' if len(cells) > 3 else ''}), while its {holding} words: if the texts are there, set "
+                  "data.text_column")
 
 
 def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
@@ -332,7 +342,7 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
              for name, given in (("train", train), ("val", val), ("test", test)) if given}
     tables = {name: read_table(file, text_column, label_column, delimiter, quoted, beside_train=name != "train")
               for name, file in files.items()}
-    warn_if_numbers_only(tables["train"], files["train"], text_column, label_column)
+    warn_if_numbers_only(tables["train"], files["train"], text_column)
     tables["train"] = _subset(tables["train"], max_rows, np.random.default_rng(seed))
     for name, table in tables.items():
         if table.labels is None:

@@ -8,6 +8,8 @@ multi-label data: (N, L) outputs with (N, L) 0/1 targets, one loss per label.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,10 +47,18 @@ def _per_class(values: list[float] | None, name: str, what: str) -> list[float] 
     return array.tolist()
 
 
-#: the hint on a per-class list given in another form (a mapping by class name, as Keras' class_weight):
-#: the order its numbers go in
-CLASS_ORDER_NOTE = ("one number per class, in the order of the class indices: the sorted labels, or "
-                    "data.class_names' order; a run's labels.json lists it")
+#: the order a per-class list's numbers go in, said where one is given as a mapping by class name (Keras'
+#: class_weight is a dict)
+CLASS_ORDER = ("in the order of the class indices: the sorted labels, or data.class_names' order; a run's "
+               "labels.json lists it")
+
+
+def _mapping_note(takes: str) -> Callable[[Any], str | None]:
+    """An ``option_notes`` hint (trainlab.option_types) for a per-class option given a mapping: ``takes`` and
+    :data:`CLASS_ORDER`; None for other wrong values (a quoted number: its own message says it)."""
+    return lambda value: f"{takes}, {CLASS_ORDER}" if isinstance(value, Mapping) else None
+
+
 INT64_RANGE = (-INT_LIMIT, INT_LIMIT - 1)  # labels are int64: an ignore_index beyond it cannot be compared
 
 
@@ -220,7 +230,7 @@ class CrossEntropy(Loss):
 
     target_kind = "class_index"
     takes_logits = True
-    option_notes = {"class_weights": CLASS_ORDER_NOTE}
+    option_notes = {"class_weights": _mapping_note("a list of one number per class")}
 
     def __init__(self, class_weights: list[float] | None = None, label_smoothing: float = 0.0,
                  ignore_index: int = -100, reduction: str = "mean"):
@@ -295,7 +305,7 @@ class NLLLoss(Loss):
     """
 
     target_kind = "class_index"
-    option_notes = {"class_weights": CLASS_ORDER_NOTE}
+    option_notes = {"class_weights": _mapping_note("a list of one number per class")}
 
     def __init__(self, class_weights: list[float] | None = None, ignore_index: int = -100,
                  reduction: str = "mean"):
@@ -352,7 +362,8 @@ class FocalLoss(Loss):
 
     target_kind = "class_index"
     takes_logits = True
-    option_notes = {"alpha": CLASS_ORDER_NOTE}
+    option_notes = {"alpha": _mapping_note("one number in [0, 1], or a list of one number per class (per label "
+                                           "column on multi-label data)")}
     takes_multilabel = True  # the sigmoid form, one term per label (run_checks lets multi-label data through)
 
     def __init__(self, gamma: float = 2.0, alpha: float | list[float] | None = None, reduction: str = "mean"):

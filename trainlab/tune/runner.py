@@ -163,8 +163,7 @@ def direction_warning(settings: TuneSettings) -> str | None:
     own = default_direction(settings.metric)
     if settings.direction == own:
         return None
-    return against_own_direction(settings.metric, own[:3], "{chosen} seeks the {worst} {metric}",
-                                 settings.direction, "trial")
+    return against_own_direction(settings.metric, own, "{chosen} on {metric}", settings.direction, "trial")
 
 
 def loss_scale_warning(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> str | None:
