@@ -180,6 +180,12 @@ def _swallowing(record: tuple[int, int, list[str]] | None, delimiter: str, label
     return (record[0], record[1]) if any(line.endswith(tuple(endings)) for line in inner) and endings else None
 
 
+def _worded_columns(columns: list[str], row: list[str], skipped: tuple[str, str]) -> tuple[str, ...]:
+    """The columns, other than ``skipped`` (the text and label columns), whose cell in ``row`` is no number."""
+    return tuple(name for name, cell in zip(columns, row, strict=True)
+                 if name not in skipped and cell.strip() and not parses_as_number(cell.strip()))
+
+
 def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                quoted: bool | None = None, predict: bool = False, beside_train: bool = False) -> TextTable:
     """The text and label columns of a delimited file with a header; ragged rows are errors.
@@ -235,9 +241,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                 if row[0].strip() == columns[0]:  # only then may the row be the header again
                     refuse_repeated_header(file, start, row, columns, "text")
                 if not texts:  # the first row: which other columns hold words (a text column's likely place)
-                    worded = tuple(name for name, cell in zip(columns, row, strict=True)
-                                   if name not in (text_column, label_column) and cell.strip()
-                                   and not parses_as_number(cell.strip()))
+                    worded = _worded_columns(columns, row, (text_column, label_column))
                 texts.append(row[text_at])
                 lines.append(start)
                 if label_at is not None:
