@@ -832,6 +832,21 @@ def test_the_reasons_runs_failed_are_under_the_leaderboard_and_no_interval_gets_
     assert "] t " in leaderboard  # adam's interval keeps its method
 
 
+def test_a_seed_that_did_not_run_is_counted_and_named_under_the_leaderboard(tmp_path):
+    """A seed another process held (compare's not_run) left 2 of --seeds 3 values in the report without a word,
+    where the terminal and leaderboard.json said "1 not run" and why."""
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=2, target=None, epochs=2)
+    board = json.loads((root / "leaderboard.json").read_text())
+    adam = next(e for e in board["tasks"]["digits"]["strategies"] if e["name"] == "adam")
+    reason = "busy: another process holds its folder (lock cmp/runs/digits/adam/seed-2/.lock)"
+    adam.update(missing=1, not_run=[{"seed": 2, "reason": reason}])
+    (root / "leaderboard.json").write_text(json.dumps(board))
+    text = _visible(write_report([root], tmp_path / "r.html").read_text())
+    assert " 2 (0; 1 not run) " in text
+    assert f"1 seed did not run and is left out of the statistics above (rerun the same trainlab compare command to " \
+           f"train them). Why: strategy seed reason adam 2 {reason}" in text
+
+
 @pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_one_seed_is_said_in_the_singular_and_its_chart_names_no_interval(tmp_path):
     """The lead said "1 seeds" and the chart "mean with 95% CI (t)" over no interval (the fixture's std of one

@@ -353,7 +353,8 @@ def leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric: 
                f"{fmt(stats.get('mean'))} ± {fmt(None) if stats.get('std') is None else spread_text(stats)}",
                _interval_text(stats),
                fmt(stats.get("median")),
-               f"{_value_count(stats)} ({entry.get('failed', 0)})",
+               f"{_value_count(stats)} ({entry.get('failed', 0)}"
+               + (f"; {entry['missing']} not run)" if entry.get("missing") else ")"),
                Markup(f'<span class="{css}">{html.escape(verdict_text)}</span>'), fmt(vs.get("prob_improvement"), 3),
                fmt(time_stats.get("mean"))]
         if has_target:
@@ -385,14 +386,18 @@ def _interval_text(stats: Mapping[str, Any]) -> str:
 
 def _failures_note(page: Page, entries: Sequence[Mapping[str, Any]]) -> None:
     """Under the leaderboard, why each failed run failed (leaderboard.json's ``failures``: a divergence, an
-    error), by strategy and seed; nothing where no run failed."""
-    rows = [[wrapped(str(entry.get("name"))), fmt(failure.get("seed")), wrapped(str(failure.get("reason")), "reason")]
-            for entry in entries for failure in entry.get("failures") or [] if isinstance(failure, Mapping)]
-    if rows:
-        page.paragraph(f"{counted(len(rows), 'run')} failed and {'is' if len(rows) == 1 else 'are'} left out of the "
-                       "statistics above (a strategy with failed seeds ranks below those without; a run that "
-                       "finished with a ranking metric that is not a finite number counts as failed, its training "
-                       "time still in the mean). Why:")
+    error), by strategy and seed, then why each run that did not run was not (its ``not_run``: a folder another
+    process held, a machine that stopped it); nothing where every run finished."""
+    for key, noun, said in (("failures", "run", "failed"), ("not_run", "seed", "did not run")):
+        rows = [[wrapped(str(entry.get("name"))), fmt(item.get("seed")), wrapped(str(item.get("reason")), "reason")]
+                for entry in entries for item in entry.get(key) or [] if isinstance(item, Mapping)]
+        if not rows:
+            continue
+        why = ("(a strategy with failed seeds ranks below those without; a run that finished with a ranking metric "
+               "that is not a finite number counts as failed, its training time still in the mean)"
+               if key == "failures" else "(rerun the same trainlab compare command to train them)")
+        page.paragraph(f"{counted(len(rows), noun)} {said} and {'is' if len(rows) == 1 else 'are'} left out of the "
+                       f"statistics above {why}. Why:")
         page.table(["strategy", "seed", "reason"], rows, numeric={1})
 
 
