@@ -293,3 +293,16 @@ def test_trials_csv_rows_follow_the_header(tmp_path):
     lines = trials_csv(trial_rows(study, ["strategy.optimizer.lr"]), ["strategy.optimizer.lr"]).splitlines()
     assert lines[0].split(",") == [*TRIAL_COLUMNS, "strategy.optimizer.lr"]
     assert [line.split(",")[:2] for line in lines[1:]] == [["0", "COMPLETE"], ["1", "COMPLETE"]]
+
+
+@pytest.mark.parametrize("trials, dtick", [(5, 1), (40, None)])
+def test_the_history_ticks_whole_trial_numbers(trials, dtick):
+    """A browser check: 5 trials' history ticked 0, 0.5, 1, 1.5 (trial 1.5); past 20 trials plotly spaces them."""
+    import optuna
+
+    from trainlab.tune.report import whole_trial_ticks
+
+    study = optuna.create_study()
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=trials)
+    figure = whole_trial_ticks(optuna.visualization.plot_optimization_history(study))
+    assert figure.layout.xaxis.dtick == dtick

@@ -49,12 +49,21 @@ def _figures(study: optuna.Study, metric: str) -> list[tuple[str, Callable[[], g
     from optuna import visualization as vis
 
     return [
-        ("Optimisation history", lambda: vis.plot_optimization_history(study, target_name=metric)),
+        ("Optimisation history", lambda: whole_trial_ticks(vis.plot_optimization_history(study, target_name=metric))),
         ("Parallel coordinates", lambda: readable_axes(vis.plot_parallel_coordinate(study, target_name=metric),
                                                        _searched_keys(study))),
         ("Metric against each searched key", lambda: vis.plot_slice(study, target_name=metric)),
         ("Intermediate values", lambda: pruned_curves_figure(study, metric)),
     ]
+
+
+def whole_trial_ticks(figure: go.Figure) -> go.Figure:
+    """Optuna's history plots trial numbers on a linear x-axis, which plotly ticks at 0.5 steps for a few trials
+    (trial 1.5): a tick per trial up to 20 trials; past that plotly's own spacing (5, 10: whole numbers)."""
+    trials = max((len(trace.x or ()) for trace in figure.data), default=0)
+    if trials <= 20:
+        figure.update_xaxes(dtick=1)
+    return figure
 
 
 def short_keys(keys: list[str]) -> dict[str, str]:
