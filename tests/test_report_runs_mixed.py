@@ -190,6 +190,10 @@ def test_a_bar_chart_per_metric_over_the_runs_that_have_it(two_tasks, tmp_path, 
     assert (array(accuracy["x"]), array(accuracy["y"])) == (["wine"], [0.94])
     mse = figure_titled(html, "test_mse by run")["data"][0]
     assert (array(mse["x"]), array(mse["y"])) == (["diab"], [2876.5])
+    # the units, as a comparison's charts give them (a browser check: "test_mse" alone)
+    assert [figure_titled(html, f"{key} by run")["layout"]["yaxis"]["title"]["text"]
+            for key in ("test_accuracy", "test_mse")] == ["test_accuracy (fraction)", "test_mse (target units²)"]
+    assert "The runs train different losses (" in html  # one loss axis holds cross-entropy and mse
     # the curves show each task's validation metric; the val-vs-test gap of each over its own runs
     curves = figure_titled(html, "learning curves by step")
     assert {a["text"] for a in curves["layout"]["annotations"]} >= {"val_accuracy", "val_mse"}

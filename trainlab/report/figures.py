@@ -391,7 +391,7 @@ def metric_bars(values: Mapping[str, float | None], metric: str, palette: Mappin
                               marker={"color": [palette[n] for n in names]}, customdata=[as_written(n) for n in names],
                               hovertemplate="%{customdata}<br>%{y:.4g}<extra></extra>"))
     figure.update_xaxes(title_text="run", type="category")
-    figure.update_yaxes(title_text=as_written(metric))
+    figure.update_yaxes(title_text=as_written(_metric_title(metric)))
     style(figure, f"{metric} by run", _axis_height(380, shown))
     figure.update_layout(showlegend=False)
     return figure

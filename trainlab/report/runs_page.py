@@ -24,6 +24,7 @@ from trainlab.report.sections import (
     add_split_gap,
     fmt,
     found_text,
+    losses_note,
     no_curves_text,
 )
 from trainlab.report.sources import STOPPED, RunRecords, run_labels
@@ -164,6 +165,9 @@ def runs_page(runs: Sequence[RunRecords]) -> Page:
         metrics = _several_results(page, metric_groups(by_label), palette)
     curves = {label: [run.records] for label, run in by_label.items()}
     page.heading("learning curves")
+    losses = None if single else losses_note({label: [run] for label, run in by_label.items()}, None, "runs")
+    if losses:
+        page.paragraph(losses)
     add_curves(page, curves, metrics, palette, events=first.events if single else (), empty=no_curves_text(runs))
     page.heading("learning rate followed")
     add_lr(page, curves, palette)

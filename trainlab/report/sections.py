@@ -553,8 +553,9 @@ def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mappi
         page.paragraph(f"No run of task {task} to read configs from.")
 
 
-def losses_note(groups: Mapping[str, Sequence[RunRecords]], metric: str) -> str | None:
-    """Where the strategies train different losses (huber beside mse, label smoothing beside plain cross-entropy
+def losses_note(groups: Mapping[str, Sequence[RunRecords]], metric: str | None, what: str = "strategies"
+                ) -> str | None:
+    """Where the strategies (``what``: the runs of a run-folder report, ``metric`` None) train different losses (huber beside mse, label smoothing beside plain cross-entropy
     reads as one name: only names that differ count), the line that says their loss curves and loss gaps are on
     scales of their own, not to be read across (a huber curve far below the mse ones read as better); None
     where they share one. Each strategy's loss is its first finished run's (:attr:`RunRecords.loss`, from its
@@ -568,8 +569,9 @@ def losses_note(groups: Mapping[str, Sequence[RunRecords]], metric: str) -> str 
     if len(by_loss) < 2:
         return None
     listed = "; ".join(f"{loss}: {', '.join(names)}" for loss, names in by_loss.items())
-    return (f"The strategies train different losses ({listed}): each one's train_loss and val_loss, and its loss "
-            f"gap, are on its own loss's scale, to be compared only within one loss; {metric} ranks them all.")
+    ranked = f"; {metric} ranks them all" if metric else ""
+    return (f"The {what} train different losses ({listed}): each one's train_loss and val_loss, and its loss "
+            f"gap, are on its own loss's scale, to be compared only within one loss{ranked}.")
 
 
 def target_text(target: Any) -> str:
