@@ -136,6 +136,12 @@ def test_a_diverged_run_found_at_its_own_step_says_where_it_stopped_and_its_epoc
     assert f"status diverged; {REASON.replace('step 5', 'step 140')}; training stopped at step 140; 3 epochs " \
            "completed. Folder:" in text
     assert "No epoch or step record" not in text  # its records are drawn
+    # beside another run, its row gives those 3 epochs and its records' time, not "–" (its summary has steps only)
+    from tests.test_report_runs_mixed import results_rows
+
+    rows = results_rows(write_report([run, comparison / "runs/digits/adam/seed-0"], tmp_path / "two.html").read_text())
+    diverged = rows["seed-1"]  # labelled by what tells the folders apart
+    assert diverged["status"] == "diverged" and diverged["epochs"] == "3" and diverged["train time (s)"] != "–"
 
 
 def test_a_run_without_records_or_events_still_says_its_metrics_file_is_empty(tmp_path):

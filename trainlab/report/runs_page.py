@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from trainlab.config_fields import MAX_CONFIG_BYTES, counted
-from trainlab.records import is_epoch_record, is_finite_number, read_record_text
+from trainlab.records import read_record_text
 from trainlab.report import figures
 from trainlab.report.page import Page
 from trainlab.report.sections import (
@@ -81,8 +81,8 @@ def _progress_text(run: RunRecords) -> str:
     (:func:`found_text`), with the epochs its records completed."""
     epochs, steps, seconds, from_records = run.progress()
     if run.divergence_step is not None:
-        done = [r["epoch"] for r in run.records if is_epoch_record(r) and is_finite_number(r.get("epoch"))]
-        completed = f"{counted(max(done), 'epoch')} completed" if done else "no epoch completed"
+        done = run.recorded_progress()[0]
+        completed = f"{counted(done, 'epoch')} completed" if done is not None else "no epoch completed"
         found = found_text(run)
         found = (f"{found} (the divergence guard reads the losses every few steps)" if found
                  else f"training stopped at step {run.divergence_step}")
@@ -118,6 +118,10 @@ def _results_table(page: Page, runs: Mapping[str, RunRecords], metrics: Sequence
     rows = []
     for label, run in runs.items():
         epochs, _, seconds, _ = run.progress()
+        if run.divergence_step is not None:  # its summary has its steps only: what its records completed
+            recorded_epochs, _, recorded_seconds = run.recorded_progress()
+            epochs = recorded_epochs if epochs is None else epochs
+            seconds = recorded_seconds if seconds is None else seconds
         rows.append([label, run.status, *(fmt(run.split_metric(column)) for column in columns), fmt(epochs),
                      fmt(seconds)])
     page.table(["run", "status", *columns, "epochs", "train time (s)"], rows,

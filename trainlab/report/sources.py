@@ -126,11 +126,16 @@ class RunRecords:
         summary = self.summary
         if any(summary.get(key) is not None for key in ("epochs_run", "steps", "train_time_s")):
             return summary.get("epochs_run"), summary.get("steps"), summary.get("train_time_s"), False
+        found = self.recorded_progress()
+        return (*found, any(value is not None for value in found))
+
+    def recorded_progress(self) -> tuple[Any, Any, Any]:
+        """(epochs completed, last step, last ``elapsed_s``) as the records say, each None where none has it: a
+        diverged run's summary keeps only its ``steps``."""
         epochs = [r["epoch"] for r in self.records if is_epoch_record(r) and is_finite_number(r.get("epoch"))]
         steps = [r["step"] for r in self.records if is_finite_number(r.get("step"))]
         clock = [r["elapsed_s"] for r in self.records if is_finite_number(r.get("elapsed_s"))]
-        found = (max(epochs, default=None), max(steps, default=None), max(clock, default=None))
-        return (*found, any(value is not None for value in found))
+        return max(epochs, default=None), max(steps, default=None), max(clock, default=None)
 
     def split_metric(self, key: str) -> float | None:
         """``test_accuracy`` -> summary["test"]["accuracy"]; ``train_time_s`` -> summary["train_time_s"]."""
