@@ -110,6 +110,14 @@ def test_a_negative_r2_leaderboard_chart_is_not_titled_a_fraction():
     assert figure.layout.yaxis.title.text == "test_r2"
 
 
+def test_a_strategy_whose_seeds_all_failed_is_a_column_that_says_so():
+    """A browser check: such a strategy was an empty column of the chart, told only by hovering its empty spot."""
+    entries = [{"name": "adam", "metrics": {"test_accuracy": {"mean": 0.9, "ci95": [0.8, 1.0], "values": [0.85, 0.95]}}},
+               {"name": "huge_lr", "metrics": {"test_accuracy": {"mean": None, "ci95": None, "values": []}}}]
+    figure = leaderboard_chart(entries, "test_accuracy", {"adam": "#000000", "huge_lr": "#111111"})
+    assert [(a.x, a.text) for a in figure.layout.annotations] == [("huge_lr", "no finished run")]
+
+
 def test_a_comparison_rerun_with_fewer_strategies_and_seeds_reports_only_the_runs_its_leaderboard_ranks(tmp_path):
     """An earlier invocation's runs stay under runs/ (another strategy, more seeds): the leaderboard ranks the
     current ones only, and so must the report's charts and tables."""

@@ -97,8 +97,9 @@ def style(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
 
 def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette: Mapping[str, str]) -> go.Figure:
     """Mean of ``metric`` per strategy with its 95% CI as error bars, and each seed as a dot; strategies by
-    their axis label (:func:`labels`), the full name in the hover text. The title names the interval's method,
-    or says that there is no interval (fewer than two finished seeds each)."""
+    their axis label (:func:`labels`), the full name in the hover text; a strategy none of whose seeds
+    finished is a column reading "no finished run". The title names the interval's method, or says that
+    there is no interval (fewer than two finished seeds each)."""
     figure = go.Figure()
     axis = labels(palette, AXIS_WIDTH)
     for entry in entries:
@@ -115,6 +116,9 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
                                     marker={"size": 12, "color": palette[name], "symbol": "diamond"},
                                     hovertemplate=f"{as_written(name)}<br>mean %{{y:.4g}}<br>95% CI {_interval(ci)}"
                                                   "<extra></extra>"))
+        if mean is None and not values:  # every seed failed: a column that says so, not an empty one
+            figure.add_annotation(x=label, y=0.5, yref="paper", text="no finished run", showarrow=False,
+                                  textangle=-90, font={"color": "#777777", "size": 12})
         if values:
             figure.add_trace(go.Box(x=[label] * len(values), y=values, name=label, boxpoints="all", jitter=0.3,
                                     pointpos=-1.6, fillcolor="rgba(0,0,0,0)", line={"width": 0},
