@@ -153,6 +153,29 @@ def test_last_warns_when_the_newest_checkpoint_is_not_the_step_the_run_ended_at(
                     "the weights training ended with are model.safetensors (leave the checkpoint out)"]
 
 
+def test_best_warns_when_a_better_best_was_not_written(runs, tmp_path, caplog):
+    """A full disk failed best/'s later writes: 'best' scored step 72's weights (accuracy 0.88) where the run's
+    best evaluation, at a later step, was 0.955, without a word ('last' said so in the same case)."""
+    import shutil
+
+    run = shutil.copytree(runs["averaged"], tmp_path / "run")
+    held = json.loads((run / "checkpoint" / "best" / "manifest.json").read_text())["step"]
+    summary = json.loads((run / "summary.json").read_text())
+    with caplog.at_level("WARNING", logger="trainlab"):
+        trainlab.load_run(run, checkpoint="best")
+    assert not [r for r in caplog.records if "checkpoint 'best'" in r.getMessage()]
+    summary["events"] = [*summary.get("events", []),
+                         {"event": "checkpoint_failed", "step": held + 1, "error": "No space left on device",
+                          "failures": 2, "last_step": held + 5, "checkpoint": "best"}]
+    (run / "summary.json").write_text(json.dumps(summary))
+    with caplog.at_level("WARNING", logger="trainlab"):
+        assert trainlab.load_run(run, checkpoint="best").checkpoint == "best"
+    said = [r.getMessage() for r in caplog.records if "checkpoint 'best'" in r.getMessage()]
+    assert said == [f"checkpoint 'best' of {run} holds step {held}, not the run's best evaluation: a better one at "
+                    f"step {held + 5} was not written (No space left on device; summary.json: checkpoint_failed); the "
+                    "weights training ended with are model.safetensors (leave the checkpoint out)"]
+
+
 @pytest.mark.parametrize("averaging", [None, {"kind": "ema", "decay": 0.8}], ids=["plain", "ema"])
 def test_the_last_checkpoint_of_a_run_restore_best_ended_holds_the_weights_training_ended_with(tmp_path, averaging):
     """Early stopping's restore_best puts the best weights back at the run's end: model.safetensors and the

@@ -114,6 +114,8 @@ def checkpoint_folder(run: Path, name: str) -> Path:
     if number.isdigit():  # 120 and step-120 name step-000000120, as the docs write step-N
         wanted = checkpoints.folder_name(int(number))
     if wanted in kept:
+        if wanted == checkpoints.BEST:
+            _warn_if_best_is_stale(run, root / wanted)
         return root / wanted
     if not kept:
         raise ConfigError(f"run {run} keeps no checkpoints, so there is no checkpoint '{name}' (a finished run keeps "
@@ -147,6 +149,25 @@ def _warn_if_last_is_behind(run: Path, newest: Path) -> None:
            else "its later checkpoints are not kept")
     warn(f"checkpoint 'last' of {run} is {newest.name}, {ended - step} step(s) before the run ended at step {ended}: "
          f"{why}; the weights training ended with are model.safetensors (leave the checkpoint out)")
+
+
+def _warn_if_best_is_stale(run: Path, best: Path) -> None:
+    """One warning when the run failed to write a better ``best/`` after the step ``best`` holds (a full disk:
+    summary.json's ``checkpoint_failed`` events of ``"checkpoint": "best"``): ``best`` is then not the run's
+    best evaluation, which the docs call it."""
+    from trainlab.notices import warn
+    from trainlab.records import read_record_object
+
+    summary = read_record_object(run / "summary.json") or {}
+    failed = [event for event in summary.get("events") or [] if isinstance(event, dict)
+              and event.get("event") == "checkpoint_failed" and event.get("checkpoint") == "best"]
+    held = (read_record_object(best / "manifest.json") or {}).get("step")
+    latest = max((event.get("last_step") for event in failed if isinstance(event.get("last_step"), int)), default=None)
+    if not isinstance(held, int) or latest is None or latest <= held:
+        return
+    warn(f"checkpoint 'best' of {run} holds step {held}, not the run's best evaluation: a better one at step "
+         f"{latest} was not written ({failed[-1].get('error')}; summary.json: checkpoint_failed); the weights "
+         "training ended with are model.safetensors (leave the checkpoint out)")
 
 
 def checkpoint_state(folder: Path) -> TrainedState:
