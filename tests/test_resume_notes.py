@@ -102,3 +102,21 @@ def test_the_resume_line_says_how_far_the_run_had_come(full_run, tmp_path, capsy
     assert step > 1  # the fixture's first checkpoint: "batches", plural
     assert f"from {checkpoints[step].name} (step {step}: 0 epochs done and {step} batches into the next)" in \
         capsys.readouterr().err
+
+
+def test_a_checkpoint_at_an_epochs_last_batch_is_said_with_its_validation_to_come(tmp_path, capsys):
+    """A crash trial: "step 864: 11 epochs done and 72 batches into the next", of 72 batches an epoch."""
+    from trainlab.cli import main
+
+    full, checkpoints = train_keeping_checkpoints(CONFIG, tmp_path, every_n_steps=9)  # 18 batches an epoch
+    copy_dir = tmp_path / "copy"
+    shutil.copytree(full, copy_dir, ignore=shutil.ignore_patterns("model.safetensors", "best"))
+    for other in (copy_dir / "checkpoint").glob("step-*"):
+        if other.name != checkpoints[18].name:
+            shutil.rmtree(other)
+    info = _json(copy_dir / "run.json")
+    (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    capsys.readouterr()
+    assert main(["resume", str(copy_dir)]) == 0
+    assert (f"from {checkpoints[18].name} (step 18: 0 epochs done and all 18 batches of the next, its end "
+            "(validation) to come)") in capsys.readouterr().err
