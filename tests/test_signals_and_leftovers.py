@@ -500,3 +500,21 @@ def test_a_comparison_worker_takes_a_repeated_signal_as_one_stop():
     worker.handler(signal.SIGTERM, None)
     worker.handler(signal.SIGTERM, None)
     assert worker.received == signal.SIGTERM and worker.signals == [signal.SIGTERM, signal.SIGTERM]
+
+
+def test_a_keyboard_interrupt_of_the_users_code_is_not_called_a_signal(tmp_path):
+    """A callback's KeyboardInterrupt (a notebook's own stop) was said as "SIGINT received: stopped at once",
+    though no signal came."""
+    from trainlab.callbacks.base import Callback
+    from trainlab.config import validate
+    from trainlab.experiment import train
+
+    class StopAtThree(Callback):
+        def on_step_end(self, view, loss):
+            if view.state.step == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(trainlab.errors.Interrupted) as caught:
+        train(validate(CONFIG), out=tmp_path / "run", quiet=True, callbacks=[StopAtThree()])
+    assert str(caught.value).startswith("KeyboardInterrupt raised (no signal received): stopped at once at step 3")
+    assert caught.value.exit_code == 130

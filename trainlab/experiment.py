@@ -181,8 +181,9 @@ def run_training(built: Built, run: RunDir, quiet: bool, saver: CheckpointSaver,
         try:
             return _train_and_write(built, run, saver, signals, quiet)
         except KeyboardInterrupt:  # a repeated signal (SignalStop): stopped at once
-            names = [signal.Signals(signum).name for signum in signals.signals[-2:]] or ["SIGINT"]
-            why = (f"{names[-1]} received twice" if len(set(names)) == 1 and len(names) == 2
+            names = [signal.Signals(signum).name for signum in signals.signals[-2:]]
+            why = ("KeyboardInterrupt raised (no signal received)" if not names  # a callback's, the user's code
+                   else f"{names[-1]} received twice" if len(set(names)) == 1 and len(names) == 2
                    else " then ".join(names) + " received")
             signum = signals.signals[-1] if signals.signals else signal.SIGINT
             raise _stopped(built, run, saver, f"{why}: stopped at once", signum) from None
