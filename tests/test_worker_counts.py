@@ -5,7 +5,10 @@ killed), and a tune worker past ``--trials`` would only start, import torch and 
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from types import SimpleNamespace
+
+import pytest
 
 from trainlab.compare import compare
 
@@ -82,3 +85,17 @@ def test_a_resumed_study_starts_workers_for_its_trials_left_only(tmp_path, monke
     made = _recording(monkeypatch)
     workers.run_workers(resumed, None, {})
     assert made == ["tune-worker-0"]
+
+
+def test_a_main_script_read_from_stdin_is_refused_before_any_worker_starts(monkeypatch):
+    """`python - < script.py` with tune(jobs=2): each spawned worker failed to import '<stdin>' with a stdlib
+    traceback of its own, then "tune workers exited with codes [1, 1]"."""
+    from trainlab.errors import ConfigError
+    from trainlab.tune.workers import refuse_unimportable_main
+
+    monkeypatch.setitem(sys.modules, "__main__", SimpleNamespace(__file__="<stdin>"))
+    with pytest.raises(ConfigError, match=r"tune\(jobs=2\) starts worker processes that import your main script, "
+                                          r"and '<stdin>' is no file they can import"):
+        refuse_unimportable_main(2)
+    monkeypatch.setitem(sys.modules, "__main__", SimpleNamespace())  # a notebook: nothing to import
+    refuse_unimportable_main(2)

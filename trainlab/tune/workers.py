@@ -66,6 +66,17 @@ GUARD_ADVICE = ("guard the call with if __name__ == '__main__': (tune --jobs sta
                 "import your script)")
 
 
+def refuse_unimportable_main(jobs: int) -> None:
+    """A ConfigError where the caller's main script names a file that is not there (``python - < script.py``:
+    ``<stdin>``): each spawned worker imports the main script first and would fail with a traceback of its
+    own. A main without a file (a notebook, ``python -c``) is not imported, and works."""
+    file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if isinstance(file, str) and not os.path.isfile(file):
+        raise ConfigError(f"tune(jobs={jobs}) starts worker processes that import your main script, and "
+                          f"{file!r} is no file they can import (a script read from standard input?): save it to a "
+                          "file, with the call under if __name__ == '__main__':, or use jobs=1")
+
+
 def exit_if_rerunning_the_script(settings: TuneSettings) -> None:
     """In a spawned worker importing the caller's main script (multiprocessing's bootstrapping phase,
     the state in which it refuses to start processes): exit with :data:`RERAN_SCRIPT_EXIT`, silently,
@@ -333,6 +344,7 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
         return
     import multiprocessing
 
+    refuse_unimportable_main(settings.jobs)
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     stop = StopFlag(context)  # set on an interrupt: a worker claims no further trial
     signals = _stopping_signals()
