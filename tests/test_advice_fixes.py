@@ -282,3 +282,21 @@ def _imbalanced_config(tmp_path, optimizer: str) -> Config:
     raw = _config(tmp_path / "imb.npz")
     raw["strategy"] = {**raw["strategy"], "optimizer": {"name": optimizer, "lr": "auto"}}
     return Config.model_validate(raw)
+
+
+def test_lr_find_judges_no_reach_by_its_placeholder_start_lr(tmp_path, capsys):
+    """An advisor trial: lr-find of an lr: auto regression (labels 1..5, mean 2.9) warned "mean output moves at
+    most 8e-05 (lr x steps ... = 1e-07 x 800 x 1)": the sweep's start lr read as the run's; train said nothing."""
+    from trainlab.lr_find_run import lr_find_config
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4)).astype(np.float32)
+    y = np.clip(np.round(2.9 + x @ np.array([0.6, -0.4, 0.3, 0.2])), 1, 5).astype(np.float32)
+    np.savez(tmp_path / "ordinal.npz", x=x, y=y)
+    raw = {"name": "o", "seed": 0, "data": {"source": "npz", "path": str(tmp_path / "ordinal.npz"), "task": "regression"},
+           "model": {"name": "linear"}, "runtime": {"num_threads": 1},
+           "strategy": {"loss": "mse", "optimizer": {"name": "adam", "lr": "auto"}, "batch_size": 32, "epochs": 20},
+           "output": {"progress": "off"}}
+    capsys.readouterr()
+    lr_find_config(Config.model_validate(raw), num_steps=100)
+    assert "mean output moves at most" not in capsys.readouterr().err

@@ -21,6 +21,7 @@ from trainlab.lr_finder import (
     warmup_steps,
 )
 from trainlab.optim import default_lr
+from trainlab.run_checks import PLACEHOLDER_LR
 from trainlab.schedule_plan import base_lr, group_base_lr
 from trainlab.step_builders import first_epoch_freezing, optimizer_spec_for
 
@@ -56,7 +57,11 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
         config = config.model_copy(update={"strategy": config.strategy.model_copy(
             update={"optimizer": optimizer_config.model_copy(update={"lr": start_lr})})})
     with run_scope(config):
-        built = build(config, quiet=True)
+        placeholder = PLACEHOLDER_LR.set(_sweeps_without_lr(optimizer_config))  # no reach judged by start_lr
+        try:
+            built = build(config, quiet=True)
+        finally:
+            PLACEHOLDER_LR.reset(placeholder)
         trainer = built.trainer
         # weight averaging left out, as lr: auto leaves it (step_builders.resolve_auto_lr): lookahead pulls the
         # weights back to their average every few steps, which flattens the curve into no descent or a false one

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -470,6 +471,11 @@ def feature_off_unit_scale(x: torch.Tensor) -> tuple[int, float, float] | None:
     return column, float(means[column]), float(spreads[column])
 
 
+#: set while the LR range test builds a run around a placeholder lr (its start lr: trainlab.lr_find_run): no lr
+#: of the run's to judge the model's reach by
+PLACEHOLDER_LR: ContextVar[bool] = ContextVar("placeholder_lr", default=False)
+
+
 def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
                               optimizer: dict[str, Any] | None = None, total_steps: int | None = None,
                               model: torch.nn.Module | None = None) -> None:
@@ -497,7 +503,7 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
     if off_scale is not None:
         size, column = off_scale
     else:
-        lr = lr_bounding_the_step(optimizer)
+        lr = None if PLACEHOLDER_LR.get() else lr_bounding_the_step(optimizer)
         reach = None if lr is None or not optimizer or not total_steps else \
             linear_reach(model, data.train.x, lr, total_steps)
         column = int(means.abs().argmax())
