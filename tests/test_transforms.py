@@ -404,21 +404,24 @@ def test_the_crop_padding_warning_is_training_s_alone_not_repeated_when_a_traine
         assert shifted in capsys.readouterr().err
 
 
-def test_given_statistics_far_from_the_images_own_are_warned_of(capsys):
+def test_a_given_mean_far_from_the_images_own_is_warned_of(capsys):
     """A recipe's CIFAR-10 constants on digits on black (mean 0.06, not 0.49): every input sat 1.7 std below 0,
-    without a word; the images' own statistics (null) were the fix."""
+    without a word; the images' own statistics (null) were the fix. A spread of one's choice is no misfit."""
     from trainlab.data.transforms import image_transforms
 
     cifar = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616]}
     digits = np.zeros((100, 3, 8, 8), np.uint8)
-    digits[:, :, 3:5, 3:5] = 255  # mean 4/64 = 0.0625, std sqrt(0.0625 - 0.0625^2) = 0.242
-    image_transforms(digits, **cifar)
-    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    centred, scaled = (0.0625 - 0.4914) / 0.2470, 0.2421 / 0.2470
-    assert line == ("warning: data.mean/std do not fit these training images (their own: mean [0.0625, 0.0625, "
-                    f"0.0625], std [0.242, 0.242, 0.242]): normalised, channel 0 is centred at {centred:.2f} with std "
-                    f"{scaled:.2f}, not 0 and 1; set data.mean and data.std to null to use the images' own")
+    digits[:, :, 3:5, 3:5] = 255  # mean 4/64 = 0.0625
+    for std in (cifar["std"], None):  # given, or the images' own: the mean is judged either way
+        image_transforms(digits, mean=cifar["mean"], std=std)
+        (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+        sigma = 0.2470 if std else (0.0625 - 0.0625 ** 2) ** 0.5
+        assert line == ("warning: data.mean does not fit these training images (their own mean: [0.0625, 0.0625, "
+                        f"0.0625]): normalised, channel 0 is centred {(0.0625 - 0.4914) / sigma:.2f} std from 0; set "
+                        "data.mean (and data.std) to null to use the images' own")
     uniform = np.random.default_rng(0).integers(0, 256, (100, 3, 8, 8), dtype=np.uint8)  # CIFAR-like spread
     image_transforms(uniform, **cifar)
+    image_transforms(uniform, mean=0.5, std=0.5)  # the PyTorch tutorial's: std 0.29 / 0.5, no misfit
+    image_transforms(uniform, mean=0.0, std=1.0)
     image_transforms(digits)  # their own: nothing to say
     assert "warning:" not in capsys.readouterr().err
