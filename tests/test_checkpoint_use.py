@@ -164,16 +164,25 @@ def test_best_warns_when_a_better_best_was_not_written(runs, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="trainlab"):
         trainlab.load_run(run, checkpoint="best")
     assert not [r for r in caplog.records if "checkpoint 'best'" in r.getMessage()]
-    summary["events"] = [*summary.get("events", []),
-                         {"event": "checkpoint_failed", "step": held + 1, "error": "No space left on device",
-                          "failures": 2, "last_step": held + 5, "checkpoint": "best"}]
-    (run / "summary.json").write_text(json.dumps(summary))
-    with caplog.at_level("WARNING", logger="trainlab"):
-        assert trainlab.load_run(run, checkpoint="best").checkpoint == "best"
-    said = [r.getMessage() for r in caplog.records if "checkpoint 'best'" in r.getMessage()]
-    assert said == [f"checkpoint 'best' of {run} holds step {held}, not the run's best evaluation: a better one at "
-                    f"step {held + 5} was not written (No space left on device; summary.json: checkpoint_failed); the "
-                    "weights training ended with are model.safetensors (leave the checkpoint out)"]
+    kept = json.loads((run / "checkpoint" / "best" / "manifest.json").read_text())["val_loss"]
+    failed = {"event": "checkpoint_failed", "step": held - 5, "error": "No space left on device", "failures": 2,
+              "last_step": held - 3, "checkpoint": "best", "monitor": "val_loss", "mode": "min"}
+    for value, step, warned in ((kept + 0.1, held - 3, False),  # worse than best/'s, written after it failed
+                                (kept - 0.1, held - 5, True),  # better: lost, though best/ was written later
+                                (None, held - 3, False), (None, held + 5, True)):  # an earlier trainlab's: steps
+        event = {**failed, "best_value": value, "best_step": held - 5, "last_step": step}
+        (run / "summary.json").write_text(json.dumps({**summary, "events": [event]}))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="trainlab"):
+            assert trainlab.load_run(run, checkpoint="best").checkpoint == "best"
+        said = [r.getMessage() for r in caplog.records if "checkpoint 'best'" in r.getMessage()]
+        assert said == ([f"checkpoint 'best' of {run} holds step {held}, not the run's best evaluation: a better one "
+                         f"at step {held - 5 if value else held + 5} was not written (No space left on device; "
+                         "summary.json: checkpoint_failed); the weights training ended with are model.safetensors "
+                         "(leave the checkpoint out)"] if warned else []), (value, step)
+    (run / "summary.json").write_text(json.dumps({**summary, "events": 5}))  # damaged: nothing to read, no crash
+    trainlab.load_run(run, checkpoint="best")
+    trainlab.load_run(run, checkpoint="last")
 
 
 @pytest.mark.parametrize("averaging", [None, {"kind": "ema", "decay": 0.8}], ids=["plain", "ema"])

@@ -844,7 +844,7 @@ def test_a_seed_that_did_not_run_is_counted_and_named_under_the_leaderboard(tmp_
     text = _visible(write_report([root], tmp_path / "r.html").read_text())
     assert " 2 (0; 1 not run) " in text
     assert f"1 seed did not run and is left out of the statistics above (rerun the same trainlab compare command to " \
-           f"train them). Why: strategy seed reason adam 2 {reason}" in text
+           f"train it). Why: strategy seed reason adam 2 {reason}" in text
 
 
 @pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning", "ignore:invalid value:RuntimeWarning")

@@ -118,5 +118,5 @@ def test_a_checkpoint_at_an_epochs_last_batch_is_said_with_its_validation_to_com
     (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     capsys.readouterr()
     assert main(["resume", str(copy_dir)]) == 0
-    assert (f"from {checkpoints[18].name} (step 18: 0 epochs done and all 18 batches of the next, its end "
-            "(validation) to come)") in capsys.readouterr().err
+    assert (f"from {checkpoints[18].name} (step 18: 0 epochs done and all 18 batches of the next, its end to "
+            "come)") in capsys.readouterr().err

@@ -152,7 +152,7 @@ class RunLock:
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise RunDirError(
                         f"{self.what} {self.path.parent} is in use by {owner} (lock {self.path}); "
-                        "wait for it to finish (for a new run, or choose another --out)") from None
+                        "wait for it to finish, or, for a new run, choose another --out") from None
                 raise folder_error(f"cannot lock {self.path}", exc) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino

@@ -90,7 +90,7 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
         state = built.trainer.state
         into = f" and {counted(state.batch_in_epoch, 'batch', 'batches')} into the next" if state.batch_in_epoch else ""
         if state.batch_in_epoch and state.batch_in_epoch >= built.trainer.plan.micro_batches:  # validation to come
-            into = f" and all {state.batch_in_epoch} batches of the next, its end (validation) to come"
+            into = f" and all {counted(state.batch_in_epoch, 'batch', 'batches')} of the next, its end to come"
         note(f"resuming {path} from {folder.name} (step {state.step}: {counted(state.epoch, 'epoch')} done{into})")
 
 

@@ -143,31 +143,50 @@ def _warn_if_last_is_behind(run: Path, newest: Path) -> None:
     ended, step = summary.get("steps"), folder_step(newest)
     if summary.get("status") != "finished" or not isinstance(ended, int) or isinstance(ended, bool) or ended <= step:
         return
-    failed = [event for event in summary.get("events") or []
-              if isinstance(event, dict) and event.get("event") == "checkpoint_failed"]
+    failed = _failed_checkpoint_events(summary, best=False)
     why = ("its later checkpoints were not written (summary.json: checkpoint_failed)" if failed
            else "its later checkpoints are not kept")
     warn(f"checkpoint 'last' of {run} is {newest.name}, {ended - step} step(s) before the run ended at step {ended}: "
          f"{why}; the weights training ended with are model.safetensors (leave the checkpoint out)")
 
 
-def _warn_if_best_is_stale(run: Path, best: Path) -> None:
-    """One warning when the run failed to write a better ``best/`` after the step ``best`` holds (a full disk:
-    summary.json's ``checkpoint_failed`` events of ``"checkpoint": "best"``): ``best`` is then not the run's
-    best evaluation, which the docs call it."""
-    from trainlab.notices import warn
-    from trainlab.records import read_record_object
+def _failed_checkpoint_events(summary: dict, best: bool) -> list[dict]:
+    """summary.json's ``checkpoint_failed`` events of ``best/`` (``best``) or of step checkpoints; none where its
+    ``events`` is no list (a damaged summary)."""
+    events = summary.get("events")
+    return [event for event in events if isinstance(event, dict) and event.get("event") == "checkpoint_failed"
+            and (event.get("checkpoint") == "best") == best] if isinstance(events, list) else []
 
-    summary = read_record_object(run / "summary.json") or {}
-    failed = [event for event in summary.get("events") or [] if isinstance(event, dict)
-              and event.get("event") == "checkpoint_failed" and event.get("checkpoint") == "best"]
-    held = (read_record_object(best / "manifest.json") or {}).get("step")
-    latest = max((event.get("last_step") for event in failed if isinstance(event.get("last_step"), int)), default=None)
-    if not isinstance(held, int) or latest is None or latest <= held:
+
+def _warn_if_best_is_stale(run: Path, best: Path) -> None:
+    """One warning when the run could not write a ``best/`` better than the one it holds (a full disk:
+    summary.json's ``checkpoint_failed`` events of ``"checkpoint": "best"``, each keeping the best value it
+    lost and its step): ``best`` is then not the run's best evaluation, which the docs call it. An event
+    without its value (an earlier trainlab's) counts where it came after the step ``best/`` holds."""
+    from trainlab.callbacks.monitor import is_improvement
+    from trainlab.metrics import monitor_mode
+    from trainlab.notices import warn
+    from trainlab.records import is_finite_number, read_record_object
+
+    manifest = read_record_object(best / "manifest.json") or {}
+    held = manifest.get("step")
+    if not isinstance(held, int) or isinstance(held, bool):
         return
-    warn(f"checkpoint 'best' of {run} holds step {held}, not the run's best evaluation: a better one at step "
-         f"{latest} was not written ({failed[-1].get('error')}; summary.json: checkpoint_failed); the weights "
-         "training ended with are model.safetensors (leave the checkpoint out)")
+    lost = []
+    for event in _failed_checkpoint_events(read_record_object(run / "summary.json") or {}, best=True):
+        monitor, value = event.get("monitor"), event.get("best_value")
+        kept = manifest.get(monitor) if isinstance(monitor, str) else None
+        if is_finite_number(value) and is_finite_number(kept):
+            mode = event.get("mode") if event.get("mode") in ("min", "max") else monitor_mode(monitor)
+            if is_improvement(float(value), float(kept), mode):
+                lost.append((event.get("best_step"), event))
+        elif isinstance(event.get("last_step"), int) and event["last_step"] > held:
+            lost.append((event["last_step"], event))
+    if lost:
+        step, event = lost[-1]
+        warn(f"checkpoint 'best' of {run} holds step {held}, not the run's best evaluation: a better one at step "
+             f"{step} was not written ({event.get('error')}; summary.json: checkpoint_failed); the weights "
+             "training ended with are model.safetensors (leave the checkpoint out)")
 
 
 def checkpoint_state(folder: Path) -> TrainedState:

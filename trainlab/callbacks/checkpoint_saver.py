@@ -112,6 +112,8 @@ class CheckpointSaver(Callback):
         if failing is not None and failing["error"] == reason:
             failing["failures"] += 1
             failing["last_step"] = state.step
+            if kind == "best" and is_improvement(best_value, failing.get("best_value"), self.mode):
+                failing["best_value"], failing["best_step"] = best_value, state.step
             return
         if kind == "best":
             best = self.root / checkpoint.BEST
@@ -127,8 +129,11 @@ class CheckpointSaver(Callback):
             goes_on = "the run ends as it would" if ending else "training continues"
             self.warn(f"checkpoint at step {state.step}{of} not written: {reason} ({kept}); {goes_on} "
                       "(further failures for the same reason are counted, not repeated)")
+        # a best/ failure keeps the best value it could not write, and its step: what best/ then lacks
+        lost = {"checkpoint": checkpoint.BEST, "monitor": self.monitor, "mode": self.mode, "best_value": best_value,
+                "best_step": state.step} if kind == "best" else {}
         failing = {"event": "checkpoint_failed", "step": state.step, "error": reason, "failures": 1,
-                   "last_step": state.step, **({"checkpoint": checkpoint.BEST} if kind == "best" else {})}
+                   "last_step": state.step, **lost}
         self._failing[kind] = failing
         state.events.append(failing)
 

@@ -395,7 +395,8 @@ def _failures_note(page: Page, entries: Sequence[Mapping[str, Any]]) -> None:
             continue
         why = ("(a strategy with failed seeds ranks below those without; a run that finished with a ranking metric "
                "that is not a finite number counts as failed, its training time still in the mean)"
-               if key == "failures" else "(rerun the same trainlab compare command to train them)")
+               if key == "failures" else
+               f"(rerun the same trainlab compare command to train {'it' if len(rows) == 1 else 'them'})")
         page.paragraph(f"{counted(len(rows), noun)} {said} and {'is' if len(rows) == 1 else 'are'} left out of the "
                        f"statistics above {why}. Why:")
         page.table(["strategy", "seed", "reason"], rows, numeric={1})

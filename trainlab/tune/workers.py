@@ -67,11 +67,12 @@ GUARD_ADVICE = ("guard the call with if __name__ == '__main__': (tune --jobs sta
 
 
 def refuse_unimportable_main(jobs: int) -> None:
-    """A ConfigError where the caller's main script names a file that is not there (``python - < script.py``:
-    ``<stdin>``): each spawned worker imports the main script first and would fail with a traceback of its
-    own. A main without a file (a notebook, ``python -c``) is not imported, and works."""
+    """A ConfigError where the caller's main script is a pseudo-file (``python - < script.py``: ``<stdin>``):
+    each spawned worker imports the main script first and would fail with a traceback of its own. A main
+    without a file (a notebook, ``python -c``) is not imported, and works; a real path is left to spawn
+    (relative to the start's folder, a zipapp's, a frozen app's: it finds or skips them)."""
     file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if isinstance(file, str) and not os.path.isfile(file):
+    if isinstance(file, str) and file.startswith("<") and not getattr(sys, "frozen", False):
         raise ConfigError(f"tune(jobs={jobs}) starts worker processes that import your main script, and "
                           f"{file!r} is no file they can import (a script read from standard input?): save it to a "
                           "file, with the call under if __name__ == '__main__':, or use jobs=1")
