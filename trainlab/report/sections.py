@@ -556,8 +556,9 @@ def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mappi
 
 def losses_note(groups: Mapping[str, Sequence[RunRecords]], metric: str | None, what: str = "strategies"
                 ) -> str | None:
-    """Where the strategies (``what``: the runs of a run-folder report, ``metric`` None) train different losses (huber beside mse, label smoothing beside plain cross-entropy
-    reads as one name: only names that differ count), the line that says their loss curves and loss gaps are on
+    """Where the strategies (``what``: the runs of a run-folder report, ``metric`` None) train different losses
+    (huber beside mse, label smoothing beside plain cross-entropy reads as one name: only names that differ
+    count), the line that says their loss curves and loss gaps are on
     scales of their own, not to be read across (a huber curve far below the mse ones read as better); None
     where they share one. Each strategy's loss is its first finished run's (:attr:`RunRecords.loss`, from its
     summary; a diverged run's summary names none, and its config may say ``auto``); a strategy with no finished
