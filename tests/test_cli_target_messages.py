@@ -216,6 +216,23 @@ def test_a_second_target_is_refused_not_dropped(tmp_path, capsys, command):
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize("argv, flag, first, second", [
+    (["train", "CONFIG", "--out", "a", "--out", "b"], "--out", "a", "b"),
+    (["eval", "RUN", "--split", "val", "--split", "test"], "--split", "val", "test"),  # a flag with a default
+    (["plot", "RUN", "-o", "p1.png", "--out", "p2.png"], "-o/--out", "p1.png", "p2.png"),
+    (["tune", "CONFIG", "--space", "s.yaml", "--trials", "2", "--trials", "3"], "--trials", "2", "3"),
+])
+def test_any_one_value_flag_given_twice_is_refused_not_dropped(tmp_path, capsys, argv, flag, first, second):
+    """A CLI trial: `--out runs/b1 --out runs/b2` wrote runs/b2 alone, `--split val --split test` printed test:
+    argparse keeps the last; only --target refused a repeat."""
+    argv = [_config(tmp_path, IRIS) if word == "CONFIG" else str(tmp_path / "run") if word == "RUN" else word
+            for word in argv]
+    _, err = _usage_error(argv, capsys)
+    assert err.startswith(f"error: argument {flag}: given twice ('{first}', then '{second}'): it takes one value"), err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 # --------------------------------------------------------------------------- 5. lr-find needs no lr
 
 @pytest.mark.parametrize("optimizer", ["sgd", "lion", "lamb", "muon", "schedule_free_adamw"])
