@@ -20,7 +20,9 @@ LABEL = "base/plain/seed-0"
 
 
 def _args(folder: Path, *flags: str) -> list[str]:
-    return ["compare", str(folder / "base.yaml"), "--strategies", str(folder / "s.yaml"), "--seeds", "1",
+    """The comparison's command: 1 seed unless ``flags`` give ``--seeds`` (a flag given twice is refused)."""
+    seeds = [] if "--seeds" in flags else ["--seeds", "1"]
+    return ["compare", str(folder / "base.yaml"), "--strategies", str(folder / "s.yaml"), *seeds,
             "--jobs", "1", "--out", str(folder / "out"), *flags]
 
 

@@ -506,7 +506,7 @@ def test_cli_plot_draws_one_line_per_run_with_the_legend_outside(seven_by_five, 
 ])
 def test_cli_plot_bad_input_exits_2(seven_by_five, tmp_path, capsys, args, message):
     run = seven_by_five / "runs/digits/sgd/seed-0"
-    argv = ["plot", str(run), "-o", str(tmp_path / "c.png"), *args]
+    argv = ["plot", str(run), *args, *([] if "-o" in args else ["-o", str(tmp_path / "c.png")])]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert main(["plot", str(seven_by_five), "-o", str(tmp_path / "c.png")]) == 2

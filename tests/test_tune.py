@@ -492,7 +492,7 @@ def test_a_study_refuses_another_space_base_config_or_metric_and_keeps_its_resul
     other_base.parent.mkdir()
     other_base.write_text(yaml.safe_dump(iris_on_file({**BASE, "strategy": {**BASE["strategy"], "epochs": 3}})))
     capsys.readouterr()
-    refusals = [([*command[:3], str(other_space), *command[4:], "--trials", "4"],
+    refusals = [([*command[:3], str(other_space), command[4], "4", *command[6:]],  # --trials 4
                  "another search space (strategy.optimizer.lr.high: was 0.5, now 0.1)"),
                 ([command[0], str(other_base), *command[2:]], "another base config (strategy.epochs: was 2, now 3)"),
                 ([*command, "--metric", "val_loss", "--direction", "maximize"],
