@@ -21,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
         # no prefix matching: `eval RUN --data new.csv` would read as --data-dir and score the run's own split
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)  # every flag's default action: one value, refused when repeated
 
     def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's own signature
         self._given = list(sys.argv[1:] if args is None else args)  # for error(): a misspelt required flag
@@ -86,7 +87,8 @@ OTHER_TOOLS_FLAGS = {
 class _Once(argparse.Action):
     """A flag that takes one value: given twice, argparse would keep the last one and drop the first without a
     word (``--target val_accuracy=0.5 --target val_loss=0.3`` timed val_loss only; ``--out a --out b`` wrote b):
-    an error naming both. The flags given are kept apart from the defaults (``--split`` is ``test`` before)."""
+    an error naming both. The flags given are kept apart from the defaults (``--split`` is ``test`` before).
+    :class:`_Parser`'s default action, so every flag that stores one value is one of these."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         given = namespace.__dict__.setdefault("_given_once", {})
@@ -163,14 +165,14 @@ def _train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a config into a run folder")
     train.add_argument("config", type=path_word)
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    train.add_argument("--out", action=_Once, type=path_word,
+    train.add_argument("--out", type=path_word,
                        help="run folder (default runs/<name>-<UTC time>, -2, -3, ... appended if another run has it)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder (not with --resume)")
     train.add_argument("--resume", action="store_true",
                        help="continue --out if it holds a run of this config (a finished one is left as it is, "
                             "exit 0; not with --overwrite)")
     train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-    train.add_argument("--target", metavar="val_METRIC=VALUE", action=_Once,
+    train.add_argument("--target", metavar="val_METRIC=VALUE",
                        help="also print the training time until the validation metric first reached VALUE")
 
 
@@ -178,9 +180,9 @@ def _eval_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="reload a run's model.safetensors (or a checkpoint's weights) and "
                                                 "print its metrics")
     evaluate.add_argument("run_dir", type=path_word)
-    evaluate.add_argument("--split", action=_Once, default="test", choices=["train", "val", "test"],
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"],
                           help="split to evaluate on (default test)")
-    evaluate.add_argument("--checkpoint", action=_Once, metavar="NAME", help=CHECKPOINT_HELP.format(verb="evaluate"))
+    evaluate.add_argument("--checkpoint", metavar="NAME", help=CHECKPOINT_HELP.format(verb="evaluate"))
 
 
 def _resume_command(commands: argparse._SubParsersAction) -> None:
@@ -193,17 +195,17 @@ def _resume_command(commands: argparse._SubParsersAction) -> None:
 def _compare_command(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser("compare", help="compare strategies over seeds: runs, statistics, leaderboard")
     compare.add_argument("configs", nargs="+", type=path_word, metavar="BASE.yaml", help="one base config per task")
-    compare.add_argument("--strategies", action=_Once, required=True, type=path_word, metavar="STRATEGIES.yaml",
+    compare.add_argument("--strategies", required=True, type=path_word, metavar="STRATEGIES.yaml",
                          help="the strategies to compare: name -> config overrides (docs/compare.md)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a key of every base config (before the strategies' overrides)")
-    compare.add_argument("--seeds", action=_Once, type=whole_number, default=5, help="seeds 0..N-1 per strategy (default 5)")
-    compare.add_argument("--jobs", action=_Once, type=whole_number, default=2, help="runs at once, each on cores/jobs threads (default 2)")
-    compare.add_argument("--target", metavar="val_METRIC=VALUE", action=_Once, help="time-to-target, e.g. val_accuracy=0.9")
-    compare.add_argument("--metric", action=_Once, default="test_accuracy", help="ranking metric (default test_accuracy)")
-    compare.add_argument("--direction", action=_Once, choices=["min", "max", "minimize", "maximize"],
+    compare.add_argument("--seeds", type=whole_number, default=5, help="seeds 0..N-1 per strategy (default 5)")
+    compare.add_argument("--jobs", type=whole_number, default=2, help="runs at once, each on cores/jobs threads (default 2)")
+    compare.add_argument("--target", metavar="val_METRIC=VALUE", help="time-to-target, e.g. val_accuracy=0.9")
+    compare.add_argument("--metric", default="test_accuracy", help="ranking metric (default test_accuracy)")
+    compare.add_argument("--direction", choices=["min", "max", "minimize", "maximize"],
                          help="override the metric's direction")
-    compare.add_argument("--out", action=_Once, type=path_word,
+    compare.add_argument("--out", type=path_word,
                          help="comparison folder (default runs/compare-<strategies file name>)")
     compare.add_argument("--quiet", action="store_true",
                          help="no line per run and no live panel (warnings, the notes of runs skipped, resumed or "
@@ -212,10 +214,10 @@ def _compare_command(commands: argparse._SubParsersAction) -> None:
 
 def _demo_command(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="compare seven optimizers x 3 seeds on MNIST-1D (no files needed)")
-    demo.add_argument("--epochs", action=_Once, type=whole_number, default=80, help="epochs per run (default 80)")
-    demo.add_argument("--seeds", action=_Once, type=whole_number, default=3, help="seeds 0..N-1 per optimizer (default 3)")
-    demo.add_argument("--jobs", action=_Once, type=whole_number, default=2, help="runs at once, each on cores/jobs threads (default 2)")
-    demo.add_argument("--out", action=_Once, type=path_word, default="runs/demo", help="comparison folder (default runs/demo)")
+    demo.add_argument("--epochs", type=whole_number, default=80, help="epochs per run (default 80)")
+    demo.add_argument("--seeds", type=whole_number, default=3, help="seeds 0..N-1 per optimizer (default 3)")
+    demo.add_argument("--jobs", type=whole_number, default=2, help="runs at once, each on cores/jobs threads (default 2)")
+    demo.add_argument("--out", type=path_word, default="runs/demo", help="comparison folder (default runs/demo)")
 
 
 def _advise_command(commands: argparse._SubParsersAction) -> None:
@@ -228,17 +230,17 @@ def _schedule_command(commands: argparse._SubParsersAction) -> None:
     schedule = commands.add_parser("schedule", help="plot a config's learning-rate schedule")
     schedule.add_argument("config", type=path_word)
     schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    schedule.add_argument("--plot", action=_Once, required=True, type=path_word, help=PLOT_HELP)
+    schedule.add_argument("--plot", required=True, type=path_word, help=PLOT_HELP)
 
 
 def _lr_find_command(commands: argparse._SubParsersAction) -> None:
     lr_find = commands.add_parser("lr-find", help="LR range test: plot loss vs LR and suggest an LR")
     lr_find.add_argument("config", type=path_word)
     lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    lr_find.add_argument("--plot", action=_Once, type=path_word, help=PLOT_HELP)
-    lr_find.add_argument("--start-lr", action=_Once, type=real_number, default=1e-7, help="first LR of the sweep (default 1e-7)")
-    lr_find.add_argument("--end-lr", action=_Once, type=real_number, default=10.0, help="last LR of the sweep (default 10)")
-    lr_find.add_argument("--steps", action=_Once, type=whole_number, default=100,
+    lr_find.add_argument("--plot", type=path_word, help=PLOT_HELP)
+    lr_find.add_argument("--start-lr", type=real_number, default=1e-7, help="first LR of the sweep (default 1e-7)")
+    lr_find.add_argument("--end-lr", type=real_number, default=10.0, help="last LR of the sweep (default 10)")
+    lr_find.add_argument("--steps", type=whole_number, default=100,
                          help="steps of the sweep (default 100, at least 30: its first tenth is a warm-up of at "
                               "least the 3 steps the noise test compares the descent against)")
 
@@ -248,43 +250,43 @@ def _predict_command(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("run_dir", type=path_word, metavar="RUN_DIR")
     predict.add_argument("input", type=path_word, metavar="INPUT", help="new rows in the run's format: CSV, npz (array x), a folder "
                                                          "of images, a text TSV/CSV (docs/predict.md)")
-    predict.add_argument("-o", "--out", action=_Once, type=path_word, help="CSV file to write (default: print to stdout)")
+    predict.add_argument("-o", "--out", type=path_word, help="CSV file to write (default: print to stdout)")
     predict.add_argument("--proba", action="store_true", help="add one probability column per class")
-    predict.add_argument("--checkpoint", action=_Once, metavar="NAME", help=CHECKPOINT_HELP.format(verb="predict with"))
+    predict.add_argument("--checkpoint", metavar="NAME", help=CHECKPOINT_HELP.format(verb="predict with"))
 
 
 def _report_command(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser("report", help="self-contained HTML report of a comparison or of run folders")
     report.add_argument("paths", nargs="+", type=path_word, metavar="DIR_OR_RUN", help="a 'trainlab compare' folder, or run folders")
-    report.add_argument("-o", "--out", action=_Once, type=path_word, help=f"HTML file to write (default {DEFAULT_OUTPUTS['report']})")
+    report.add_argument("-o", "--out", type=path_word, help=f"HTML file to write (default {DEFAULT_OUTPUTS['report']})")
 
 
 def _plot_command(commands: argparse._SubParsersAction) -> None:
     plot = commands.add_parser("plot", help="plot learning curves of run folders to an image")
     plot.add_argument("run_dirs", nargs="+", type=path_word, metavar="RUN_DIR")
-    plot.add_argument("--metric", action=_Once, default="val_loss", help="record key to plot by epoch (default val_loss)")
-    plot.add_argument("-o", "--out", action=_Once, type=path_word, help=f"PNG, PDF or SVG file (default {DEFAULT_OUTPUTS['plot']})")
+    plot.add_argument("--metric", default="val_loss", help="record key to plot by epoch (default val_loss)")
+    plot.add_argument("-o", "--out", type=path_word, help=f"PNG, PDF or SVG file (default {DEFAULT_OUTPUTS['plot']})")
 
 
 def _tune_command(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser("tune", help="search config keys with Optuna (docs/tune.md)")
     tune.add_argument("config", type=path_word, help="base config (BASE.yaml)")
-    tune.add_argument("--space", action=_Once, required=True, type=path_word, help="SPACE.yaml: config key -> range or choices")
+    tune.add_argument("--space", required=True, type=path_word, help="SPACE.yaml: config key -> range or choices")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override a key of the base config (every trial, the refit and best.yaml)")
-    tune.add_argument("--trials", action=_Once, type=whole_number, required=True, help="the study's total over all workers and restarts")
-    tune.add_argument("--metric", action=_Once, default="val_accuracy", help="validation metric to optimise (default val_accuracy)")
-    tune.add_argument("--direction", action=_Once, choices=["maximize", "minimize", "max", "min"],
+    tune.add_argument("--trials", type=whole_number, required=True, help="the study's total over all workers and restarts")
+    tune.add_argument("--metric", default="val_accuracy", help="validation metric to optimise (default val_accuracy)")
+    tune.add_argument("--direction", choices=["maximize", "minimize", "max", "min"],
                       help="default: minimize for losses and errors, else maximize")
-    tune.add_argument("--jobs", action=_Once, type=whole_number, default=1, help="worker processes on this machine (default 1)")
-    tune.add_argument("--storage", action=_Once, help="Optuna RDB URL, e.g. postgresql://user:pw@host/db (default: "
+    tune.add_argument("--jobs", type=whole_number, default=1, help="worker processes on this machine (default 1)")
+    tune.add_argument("--storage", help="Optuna RDB URL, e.g. postgresql://user:pw@host/db (default: "
                                         "a file journal in --out)")
-    tune.add_argument("--study", action=_Once, help="study name (default trainlab-<config file stem>)")
-    tune.add_argument("--pruner", action=_Once, default="median", help="median, hyperband, wilcoxon or none (default median)")
-    tune.add_argument("--timeout", action=_Once, type=real_number, help="start no trial after this many seconds")
-    tune.add_argument("--seed", action=_Once, type=whole_number, default=0, help="sampler seed (default 0)")
-    tune.add_argument("--out", action=_Once, type=path_word, help="study folder (default tunes/<config file stem>)")
-    tune.add_argument("--refit-seeds", action=_Once, type=whole_number, default=0, metavar="K",
+    tune.add_argument("--study", help="study name (default trainlab-<config file stem>)")
+    tune.add_argument("--pruner", default="median", help="median, hyperband, wilcoxon or none (default median)")
+    tune.add_argument("--timeout", type=real_number, help="start no trial after this many seconds")
+    tune.add_argument("--seed", type=whole_number, default=0, help="sampler seed (default 0)")
+    tune.add_argument("--out", type=path_word, help="study folder (default tunes/<config file stem>)")
+    tune.add_argument("--refit-seeds", type=whole_number, default=0, metavar="K",
                       help="rerun best.yaml and the base config with K seeds through 'trainlab compare'")
     tune.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
@@ -294,7 +296,7 @@ def _global_flags(parser: argparse.ArgumentParser, default: object = None) -> No
     given before the subcommand is not reset by the subcommand's parser."""
     flag_default = False if default is None else default
     parser.add_argument("--debug", action="store_true", default=flag_default, help="show tracebacks")
-    parser.add_argument("--data-dir", action=_Once, type=path_word, default=default, help="root for relative data paths (or TRAINLAB_DATA_DIR)")
+    parser.add_argument("--data-dir", type=path_word, default=default, help="root for relative data paths (or TRAINLAB_DATA_DIR)")
     parser.add_argument("--allow-code", action="store_true", default=flag_default,
                         help="let module:attr references import any module, e.g. from a run folder you were sent "
                              "(or TRAINLAB_ALLOW_CODE=1)")
