@@ -81,7 +81,7 @@ def _progress_text(run: RunRecords) -> str:
     (:func:`found_text`), with the epochs its records completed."""
     epochs, steps, seconds, from_records = run.progress()
     if run.divergence_step is not None:
-        done = run.recorded_progress()[0]
+        done = epochs  # a diverged run's summary has its steps only: the epochs its records completed
         completed = f"{counted(done, 'epoch')} completed" if done is not None else "no epoch completed"
         found = found_text(run)
         found = (f"{found} (the divergence guard reads the losses every few steps)" if found
@@ -118,10 +118,6 @@ def _results_table(page: Page, runs: Mapping[str, RunRecords], metrics: Sequence
     rows = []
     for label, run in runs.items():
         epochs, _, seconds, _ = run.progress()
-        if run.divergence_step is not None:  # its summary has its steps only: what its records completed
-            recorded_epochs, _, recorded_seconds = run.recorded_progress()
-            epochs = recorded_epochs if epochs is None else epochs
-            seconds = recorded_seconds if seconds is None else seconds
         rows.append([label, run.status, *(fmt(run.split_metric(column)) for column in columns), fmt(epochs),
                      fmt(seconds)])
     page.table(["run", "status", *columns, "epochs", "train time (s)"], rows,

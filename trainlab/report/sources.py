@@ -120,22 +120,17 @@ class RunRecords:
 
     def progress(self) -> tuple[Any, Any, Any, bool]:
         """(epochs run, steps, training seconds, from_records): summary.json's ``epochs_run``, ``steps`` and
-        ``train_time_s``; for a run without them (still running, killed), from its records: the last epoch
-        record's ``epoch`` (epochs completed), the last ``step`` and the last ``elapsed_s`` of any record, and
-        ``from_records`` True. None where neither has it."""
-        summary = self.summary
-        if any(summary.get(key) is not None for key in ("epochs_run", "steps", "train_time_s")):
-            return summary.get("epochs_run"), summary.get("steps"), summary.get("train_time_s"), False
-        found = self.recorded_progress()
-        return (*found, any(value is not None for value in found))
-
-    def recorded_progress(self) -> tuple[Any, Any, Any]:
-        """(epochs completed, last step, last ``elapsed_s``) as the records say, each None where none has it: a
-        diverged run's summary keeps only its ``steps``."""
+        ``train_time_s``, each it lacks from the records (a diverged run's summary keeps only its ``steps``):
+        the last epoch record's ``epoch`` (epochs completed), the last ``step`` and the last ``elapsed_s`` of any
+        record. ``from_records``: the summary has none of them (still running, killed). None where neither has
+        one."""
+        given = [self.summary.get(key) for key in ("epochs_run", "steps", "train_time_s")]
         epochs = [r["epoch"] for r in self.records if is_epoch_record(r) and is_finite_number(r.get("epoch"))]
         steps = [r["step"] for r in self.records if is_finite_number(r.get("step"))]
         clock = [r["elapsed_s"] for r in self.records if is_finite_number(r.get("elapsed_s"))]
-        return max(epochs, default=None), max(steps, default=None), max(clock, default=None)
+        recorded = max(epochs, default=None), max(steps, default=None), max(clock, default=None)
+        found = tuple(value if value is not None else record for value, record in zip(given, recorded, strict=True))
+        return (*found, all(value is None for value in given) and any(value is not None for value in found))
 
     def split_metric(self, key: str) -> float | None:
         """``test_accuracy`` -> summary["test"]["accuracy"]; ``train_time_s`` -> summary["train_time_s"]."""
