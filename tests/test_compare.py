@@ -422,6 +422,8 @@ def test_leaderboard_has_the_issue_keys(five_seeds):
     assert on_disk["target"] == {"metric": "val_accuracy", "value": 0.7}
     vs_best_method = on_disk["methods"]["vs_best"]  # a constant difference: the exact test's p, not t's 0
     assert "2^(1-n) for n non-zero paired differences" in vs_best_method and "p = 0" not in vs_best_method
+    # the tie tolerance the methods state is the one the comparison uses (it said 1e-12 against 5e-7)
+    assert "ties within 5e-07 x" in vs_best_method and "ties within 5e-07 x" in on_disk["methods"]["prob_improvement"]
     entries = on_disk["tasks"]["iris"]["strategies"]
     assert sorted(e["name"] for e in entries) == ["adam", "adam-twin", "broken", "exploding", "hopeless"]
     for entry in entries:

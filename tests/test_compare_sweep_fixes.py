@@ -134,6 +134,14 @@ def test_times_rates_and_counts_are_never_negative(key):
     assert metric_range(key) == (0.0, math.inf)
 
 
+def test_a_metric_named_in_capitals_is_clipped_as_its_lowercase_name():
+    """metrics: [F1] records test_F1; its interval reached 1.011 where test_f1's was clipped at 1."""
+    values = [0.99, 1.0, 1.0]
+    assert sps.t.interval(0.95, df=2, loc=np.mean(values), scale=sps.sem(values))[1] > 1
+    block = metric_block(values, [0, 1, 2], "test_F1")
+    assert block["ci95"][1] == 1.0 and block["ci_method"] == "t, clipped to [0, 1]"
+
+
 def test_a_time_interval_is_clipped_at_zero():
     """train_time_s's 95% CI was [-0.061, 0.20] s."""
     values = [0.01, 0.02, 0.2]

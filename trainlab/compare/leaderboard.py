@@ -362,10 +362,10 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
                        "fewer than 2 seeds are shared; a difference the same on every seed (no spread for a t test) "
                        "gets the exact test's p: 2^(1-n) for n non-zero paired differences (sign test), 2/C(n+m,n) "
                        "for two constant samples (Mann-Whitney); Holm across strategies; worse (or better) when "
-                       f"p_holm < {ALPHA} and the difference is against (for) the strategy; ties within 1e-12 x "
-                       "the values' scale",
+                       f"p_holm < {ALPHA} and the difference is against (for) the strategy; ties within {stats.TIE:g} "
+                       "x the values' scale",
             "prob_improvement": "P(X better than best) + P(tie)/2 over all seed pairs (Mann-Whitney U / nm; "
-                                "ties within 1e-12 x the values' scale)",
+                                f"ties within {stats.TIE:g} x the values' scale)",
             "time_to_target_s": "elapsed_s of the first validation record at or past the target; "
                                 "null = never reached, counted as infinite in the median",
         },

@@ -46,7 +46,8 @@ _TOP_K = re.compile(r"^top_\d+_accuracy$")
 def metric_range(metric: str) -> tuple[float, float] | None:
     """The (low, high) values ``metric`` (``val_f1_macro``, ``val_top_3_accuracy``, ``train_time_s``) can take,
     or None if unknown. A summary number (no ``test_``/``val_`` prefix) named ``*_s`` (a time) or ``*_per_s``
-    (a rate) is at least 0 too."""
+    (a rate) is at least 0 too. Case is ignored, as metric names are (``test_F1`` is an f1)."""
+    metric = metric.lower()
     if not metric.startswith(("val_", "test_")) and metric.endswith("_s"):
         return (0.0, math.inf)
     name = _AVERAGING.sub("", metric.removeprefix("val_").removeprefix("test_"))

@@ -107,7 +107,10 @@ def separated_number(cells: np.ndarray) -> tuple[str, str] | None:
     makes a target of many one-row classes or a categorical feature of many one-row categories; the caller
     says so instead.
     """
-    present = [c for c in cells if c]
+    import pandas as pd
+
+    # each distinct cell once, in the order they first appear (the examples named are the same)
+    present = [c for c in pd.unique(np.asarray(cells, dtype=object)) if c]
     grouped = decimal = None
     unit: tuple[str, str] | None = None
     for cell in present:
