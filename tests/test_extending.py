@@ -198,7 +198,16 @@ ROW_LOSS = ("import torch\nfrom trainlab.losses.base import Loss\n\n\nclass rows
             "class raises(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
             "        raise RuntimeError('oops in loss')\n\n\n"
             "class as_float(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
-            "        return torch.nn.functional.cross_entropy(pred, target).item()\n")
+            "        return torch.nn.functional.cross_entropy(pred, target).item()\n\n\n"
+            "class anew(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
+            "        return torch.tensor(torch.nn.functional.cross_entropy(pred, target).item())\n\n\n"
+            "class Cut(torch.nn.Module):\n    def __init__(self, input_shape, output_dim):\n        super().__init__()\n"
+            "        self.layer = torch.nn.Linear(input_shape[0], output_dim)\n\n"
+            "    def forward(self, x):\n        return self.layer(x).detach()\n\n\n"
+            "class Flat(Cut):\n    def forward(self, x):\n        return self.layer(x)[:, 0]\n\n\n"
+            "class NanNet(Cut):\n    def forward(self, x):\n        return self.layer(x) * float('nan')\n\n\n"
+            "class nan(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
+            "        return torch.nn.functional.cross_entropy(pred, target) * float('nan')\n")
 
 
 @pytest.mark.parametrize("overrides", [[], ["strategy.grad_accum_steps=2"], ["strategy.optimizer={name: lbfgs}"]],
@@ -226,6 +235,50 @@ def test_a_loss_returning_a_python_float_is_refused_naming_the_loss_and_its_cont
     assert re.fullmatch(r"error: loss 'badloss:as_float' returned a float \([0-9.]+\), not a tensor: its forward "
                         r"must return the loss as a 0-d tensor that keeps its graph \(no float\(\) or .item\(\) of "
                         r"it\), so that backward\(\) reaches the model \(docs/extending.md\)", error), error
+
+
+@pytest.mark.parametrize("overrides", [[], ["strategy.grad_accum_steps=2"]], ids=["plain", "accumulated"])
+def test_a_loss_or_model_that_cuts_the_graph_is_named(project, tmp_path, capsys, overrides):
+    """torch.tensor(loss.item()) was torch's 'element 0 of tensors does not require grad and does not have a
+    grad_fn', exit 4, naming neither the loss nor the fix; a model's .detach() the same."""
+    (project / "badloss.py").write_text(ROW_LOSS)
+    sets = [word for item in overrides for word in ("--set", item)]
+    argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=badloss:anew", "--out",
+            str(tmp_path / "r"), "--quiet", *sets]
+    assert _main_importing("badloss", argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: loss 'badloss:anew' returned a tensor with no graph back to the model's outputs (requires_grad is "
+        "False: made anew, as torch.tensor(value.item()) does, or .detach()ed): its forward must compute the loss "
+        "from its inputs with torch operations, so that backward() reaches the model (docs/extending.md)"]
+    argv = ["train", str(project / "config.yaml"), "--set", "model={name: badloss:Cut}", "--out",
+            str(tmp_path / "r2"), "--quiet", *sets]
+    assert _main_importing("badloss", argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: the model's outputs carry no gradient (requires_grad is False) although it has trainable parameters: "
+        "its forward cut the graph (a .detach(), .numpy() or torch.no_grad() in it?), so backward() cannot reach its "
+        "weights"]
+
+
+@pytest.mark.parametrize(("overrides", "code", "says"), [
+    (["strategy.loss=badloss:nan"], 2,
+     "error: loss 'badloss:nan' is nan on the model's first outputs (all finite) and the first training rows' targets, "
+     "before any training step: its forward makes it (a log or a division of 0?), whatever the learning rate"),
+    (["model={name: badloss:NanNet}"], 2,
+     "error: model 'badloss:NanNet' outputs NaN on the first training rows before any training step (its "
+     "initialisation or its forward made it): every step would diverge, whatever the learning rate"),
+    (["model={name: badloss:Flat}"], 3,
+     "error: model 'badloss:Flat' returns shape (N,); for 2 classes (upper, lower, read as indices 0..1) loss 'cross_entropy' takes "
+     "(N, 2), one score per class (drop a final .squeeze(), give the last layer one output per class)"),
+], ids=["nan-loss", "nan-model", "flat-model"])
+def test_a_first_step_that_can_only_fail_is_refused_naming_the_users_code(project, tmp_path, capsys, overrides,
+                                                                          code, says):
+    """A loss NaN on finite outputs was 'training diverged at step 1 ... try a lower learning rate' (no weight had
+    moved); a (N,) classifier output was 'expects (N, 32) outputs' (32: the batch size, not the classes)."""
+    (project / "badloss.py").write_text(ROW_LOSS)
+    argv = ["train", str(project / "config.yaml"), "--out", str(tmp_path / "r"), "--quiet",
+            *[word for item in overrides for word in ("--set", item)]]
+    assert _main_importing("badloss", argv) == code
+    assert capsys.readouterr().err.splitlines() == [says]
 
 
 def test_a_loss_that_raises_while_training_is_named_by_its_file_and_line(project, tmp_path, capsys, monkeypatch):

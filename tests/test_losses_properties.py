@@ -195,6 +195,11 @@ def message(loss, pred, target) -> str:
 def test_check_messages():
     assert message(build_loss("cross_entropy"), torch.randn(64, 10), torch.rand(64)) == (
         "cross_entropy expects integer class labels in [0, 10); got float targets")
+    # a (N,) output (a model ending in .squeeze(-1)): its size is the batch's, not a class count ("(N, 16)")
+    assert message(build_loss("cross_entropy"), torch.randn(16), torch.zeros(16).long()) == (
+        "cross_entropy expects (N, C) outputs and (N,) labels; got outputs (16,) and labels (16,): one number per "
+        "row, where one column per class is needed (a model ending in .squeeze(-1), or with one output?); give the "
+        "model's last layer one output per class")
     assert message(build_loss("mse"), torch.randn(64, 10), torch.randn(64, 1)) == (
         "mse: prediction shape (64, 10) does not match target shape (64, 1)")
     assert message(build_loss("cross_entropy"), torch.randn(4, 3), torch.tensor([0, 1, 3, 2])) == (

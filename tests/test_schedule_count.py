@@ -482,3 +482,73 @@ def test_an_npz_of_a_label_column_or_one_hot_rows_counts_as_it_loads(tmp_path, s
     y = labels[:, None] if shape == "column" else np.eye(2)[labels]
     np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32), y=y)
     assert_counts_match(source="npz", path=str(tmp_path / "d.npz"), val_fraction=0.1, test_fraction=0.3)
+
+
+COUNTED_SOURCE = """
+import numpy as np
+
+from trainlab.data import RawData
+from trainlab.data.counting import SourceRows, row_counter
+
+ROWS = {rows}
+
+
+def blobs():
+    return RawData(np.zeros((ROWS, 2)), np.arange(ROWS) % 2)
+
+
+@row_counter("countedsrc:blobs")
+def count_blobs(options, config):
+    return SourceRows(train_targets=np.arange(ROWS) % 2)
+"""
+
+
+def test_two_files_of_one_module_name_each_count_their_own_source(tmp_path, monkeypatch, capsys):
+    """extA/countedsrc.py and extB/countedsrc.py both register a counter for 'countedsrc:blobs' (as
+    docs/schedule.md says to): the second was 'row counter ... is already registered', exit 2, and a module
+    imported again (importlib.reload) was refused the same way."""
+    import importlib
+    import sys
+
+    import trainlab.data.row_counters  # noqa: F401  (registered before the registries are copied)
+    from trainlab.data import counting
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(counting, "ROW_COUNTERS", dict(counting.ROW_COUNTERS))
+    monkeypatch.setattr(counting, "_MODULE_COUNTERS", dict(counting._MODULE_COUNTERS))
+    steps = {}
+    try:
+        for folder, rows in (("extA", 1000), ("extB", 2000)):
+            (tmp_path / folder).mkdir()
+            (tmp_path / folder / "countedsrc.py").write_text(COUNTED_SOURCE.format(rows=rows))
+            config = {**DIGITS_MLP, "data": {"source": "countedsrc:blobs", "val_fraction": 0.0, "test_fraction": 0.0},
+                      "strategy": {**DIGITS_MLP["strategy"], "batch_size": 100, "epochs": 1}}
+            (tmp_path / folder / "base.yaml").write_text(yaml.safe_dump(config))
+            assert main(["schedule", f"{folder}/base.yaml", "--plot", f"{folder}/lr.png"]) == 0
+            steps[folder] = capsys.readouterr().out
+        assert "(10 steps)" in steps["extA"] and "(20 steps)" in steps["extB"], steps
+        monkeypatch.syspath_prepend(str(tmp_path / "extA"))
+        importlib.reload(sys.modules["countedsrc"])  # a notebook's reload: the module's counter replaced
+    finally:
+        for name in [name for name in sys.modules if name.startswith("countedsrc")]:
+            sys.modules.pop(name)
+
+
+def test_a_user_counter_under_a_builtin_name_is_a_config_error_naming_its_file(tmp_path, monkeypatch):
+    """@row_counter("csv") in a user's module was a bare ValueError: exit 4 with no file named."""
+    import sys
+
+    import trainlab.data.row_counters  # noqa: F401  (registered before the registries are copied)
+    from trainlab.data import counting
+    from trainlab.errors import ConfigError
+
+    monkeypatch.setattr(counting, "ROW_COUNTERS", dict(counting.ROW_COUNTERS))
+    (tmp_path / "csvclash.py").write_text(COUNTED_SOURCE.format(rows=10).replace('"countedsrc:blobs"', '"csv"'))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(ConfigError, match=r"row counter 'csv' in .*csvclash\.py takes the name of trainlab's "
+                                              r"built-in source 'csv': .*@row_counter\('csvclash:<your source"):
+            __import__("csvclash")
+    finally:
+        sys.modules.pop("csvclash", None)
+    assert counting.ROW_COUNTERS["csv"].__module__ == "trainlab.data.row_counters"

@@ -173,8 +173,34 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
                         f"{width} output(s) per sample; name a loss that fits the model's outputs, e.g. "
                         "cross_entropy for one output per class)") from None
     check_probability_outputs(loss, model, x, output, data.task, input_fixes(data).final_squash, chosen_by_auto)
+    check_first_loss(loss, model, output, y)
     if batch_rows is not None:
         check_loss_batch_rows(loss, len(data.train), batch_rows)
+
+
+def check_first_loss(loss: Loss, model: torch.nn.Module, output: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse, before any step, a run whose first step could only diverge, whatever its learning rate: the
+    model's ``output`` on the probe rows holds NaN (its initialisation or forward made it), or a user's
+    ``module:attr`` loss is not finite on those outputs and targets ``y`` (its own code: "training diverged at
+    step 1 ... try a lower learning rate" blamed a learning rate that had not yet moved a weight). A built-in
+    loss is not computed here: its non-finite values on finite outputs are cases of the data (every label of
+    the probe rows ignored), which the run reports as they come."""
+    if torch.isnan(output).any():
+        raise ConfigError(f"model '{model_name(model)}' outputs NaN on the first training rows before any training "
+                          "step (its initialisation or its forward made it): every step would diverge, whatever the "
+                          "learning rate")
+    if ":" not in getattr(loss, "name", ""):
+        return
+    try:
+        with torch.no_grad():
+            value = loss(output.float(), y)
+    except Exception:  # noqa: BLE001  (the step raises it again, with the user's file and line)
+        return
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not torch.isfinite(value).all() \
+            and torch.isfinite(output).all():
+        raise ConfigError(f"loss '{loss.name}' is {value.item()} on the model's first outputs (all finite) and the "
+                          "first training rows' targets, before any training step: its forward makes it (a log or "
+                          "a division of 0?), whatever the learning rate")
 
 
 def check_loss_batch_rows(loss: Loss, rows: int, batch_size: int) -> None:
@@ -252,6 +278,10 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     if data.task == "regression" and output.ndim == 1 and needed == 1:
         raise DataError(f"model '{model_name(model)}' returns shape (N,); a regression model returns (N, 1) for "
                         "one target (drop a final .squeeze())")
+    if class_index and output.ndim == 1 and data.num_classes:  # the loss would call the batch size a class count
+        raise DataError(f"model '{model_name(model)}' returns shape (N,); for {data.num_classes} classes "
+                        f"({_labels_read(data)}) loss '{loss.name}' takes (N, {needed}), one score per class "
+                        "(drop a final .squeeze(), give the last layer one output per class)")
     # a per-class number list of the loss's config that does not fit the data's classes or labels: the config's
     # numbers are what to change (exit 2), as with a batch_size that leaves a 1-row batch
     problem = loss.constants_mismatch(output, y)

@@ -65,16 +65,36 @@ RowCounter = Callable[[dict[str, Any], DataConfig], SourceRows]
 # source name -> counter(options, config); ``options`` are the source's keyword arguments with its
 # defaults filled in (bound to the source's own signature, so the defaults live in one place)
 ROW_COUNTERS: dict[str, RowCounter] = {}
+# (source name, the registering module's name) -> counter: two files of one module name (extA/mydata.py and
+# extB/mydata.py, imported side by side by trainlab.user_code) each count their own source
+_MODULE_COUNTERS: dict[tuple[str, str], RowCounter] = {}
+
+
+def _builtin(counter: RowCounter) -> bool:
+    return getattr(counter, "__module__", "").startswith("trainlab.")
 
 
 def row_counter(*names: str) -> Callable[[RowCounter], RowCounter]:
-    """Decorator: register a counter for the sources ``names``."""
+    """Decorator: register a counter for the sources ``names``.
+
+    A user's module registering a name again replaces its own counter (a module imported again: a notebook's
+    ``importlib.reload``, a second base config beside another file of that module name); a built-in source's
+    name is refused (ConfigError naming the user's module), as is a name two of trainlab's counters take."""
 
     def add(counter: RowCounter) -> RowCounter:
+        module = getattr(counter, "__module__", "") or ""
         for name in names:
-            if name in ROW_COUNTERS:
+            existing = ROW_COUNTERS.get(name)
+            if existing is not None and _builtin(existing) and not _builtin(counter):
+                own = module.partition("__trainlab_")[0]  # user_code's name for a second file of one module name
+                where = inspect.getsourcefile(counter) or own
+                raise ConfigError(f"row counter '{name}' in {where} takes the name of trainlab's built-in source "
+                                  f"'{name}': register it under your source's own reference "
+                                  f"(@row_counter('{own}:<your source function>'))")
+            if existing is not None and _builtin(existing):
                 raise ValueError(f"row counter '{name}' is already registered")
             ROW_COUNTERS[name] = counter
+            _MODULE_COUNTERS[(name, module)] = counter
         return counter
 
     return add
@@ -143,7 +163,9 @@ def count_rows(config: DataConfig) -> SourceRows:
     import trainlab.data.row_counters  # noqa: F401  (registers the built-in sources' counters)
 
     factory, options = _bound_options(config)
-    counter = ROW_COUNTERS.get(config.source) or ROW_COUNTERS.get(config.source.lower())  # also "module:attr"
+    module = getattr(factory, "__module__", "") or ""  # a user's source: the counter its own module registered
+    counter = (_MODULE_COUNTERS.get((config.source, module)) or ROW_COUNTERS.get(config.source)
+               or ROW_COUNTERS.get(config.source.lower()))  # also "module:attr"
     if counter is None:
         note(f"note: data source '{config.source}' has no row counter; reading it to count the rows "
              "(no model is built)")

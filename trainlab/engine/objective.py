@@ -26,20 +26,37 @@ def is_one_number(value: object) -> bool:
     return isinstance(value, torch.Tensor) and not value.ndim
 
 
-def refuse_unreduced(value: object, loss: Loss) -> None:
-    """The ConfigError of a step whose loss ``value`` is no single number tensor (not :func:`is_one_number`):
-    backward() takes one, and torch's words ("grad can be implicitly created
-    only for scalar outputs"; for a Python float "'float' object has no attribute 'ndim'") named neither the
-    loss nor its contract. A user's loss that returns its per-row values, or ``float()`` / ``.item()`` of its
-    value (no graph to back-propagate), meets it at its first step (the config refuses ``reduction: none``)."""
+def backpropagatable(value: object) -> bool:
+    """:func:`is_one_number` and attached to a graph (``requires_grad``): what a training step's backward() takes."""
+    return is_one_number(value) and value.requires_grad  # type: ignore[union-attr]
+
+
+def refuse_unreduced(value: object, loss: Loss, output: object = None) -> None:
+    """The ConfigError of a training step whose loss ``value`` backward() cannot take (not
+    :func:`backpropagatable`): torch's words ("grad can be implicitly created only for scalar outputs"; for a
+    Python float "'float' object has no attribute 'ndim'"; "element 0 of tensors does not require grad")
+    named neither the loss nor its contract. A user's loss that returns its per-row values, ``float()`` /
+    ``.item()`` of its value, or a tensor made anew from it (``torch.tensor(loss.item())``: no graph to
+    back-propagate) meets it at its first step (the config refuses ``reduction: none``); where the model's
+    ``output`` carries no graph either, the model is what cut it (a ``.detach()`` or ``torch.no_grad()`` in
+    its forward)."""
     name = getattr(loss, "name", type(loss).__name__)
     if not isinstance(value, torch.Tensor):
         raise ConfigError(f"loss '{name}' returned a {type(value).__name__} ({value!r:.40}), not a tensor: its "
                           "forward must return the loss as a 0-d tensor that keeps its graph (no float() or .item() "
                           "of it), so that backward() reaches the model (docs/extending.md)")
-    raise ConfigError(f"loss '{name}' returned a tensor of shape {tuple(value.shape)}, not one number: its forward "
-                      "must reduce the per-row values to one number, e.g. return reduce(values, self.reduction, "
-                      "weight) (trainlab.losses.base.reduce; docs/extending.md)")
+    if value.ndim:
+        raise ConfigError(f"loss '{name}' returned a tensor of shape {tuple(value.shape)}, not one number: its "
+                          "forward must reduce the per-row values to one number, e.g. return reduce(values, "
+                          "self.reduction, weight) (trainlab.losses.base.reduce; docs/extending.md)")
+    if isinstance(output, torch.Tensor) and not output.requires_grad:
+        raise ConfigError("the model's outputs carry no gradient (requires_grad is False) although it has trainable "
+                          "parameters: its forward cut the graph (a .detach(), .numpy() or torch.no_grad() in it?), "
+                          "so backward() cannot reach its weights")
+    raise ConfigError(f"loss '{name}' returned a tensor with no graph back to the model's outputs (requires_grad is "
+                      "False: made anew, as torch.tensor(value.item()) does, or .detach()ed): its forward must "
+                      "compute the loss from its inputs with torch operations, so that backward() reaches the "
+                      "model (docs/extending.md)")
 
 
 class Terms(NamedTuple):
@@ -79,8 +96,8 @@ class Objective:
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module) -> Terms:
         data_loss = self.loss(output, target)
-        if not is_one_number(data_loss):
-            refuse_unreduced(data_loss, self.loss)
+        if not is_one_number(data_loss) or (not data_loss.requires_grad and torch.is_grad_enabled()):
+            refuse_unreduced(data_loss, self.loss, output)
         if not self.penalised:
             return Terms(data_loss, {"loss": data_loss})
         penalty = self.penalty(model)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from trainlab.engine.clipping import clip_grad_norm, global_norm
-from trainlab.engine.objective import Objective, is_one_number, refuse_unreduced
+from trainlab.engine.objective import Objective, backpropagatable, refuse_unreduced
 from trainlab.engine.optimizer_state import (
     UNLOADABLE,
     OptimizerStateMismatch,
@@ -308,9 +308,10 @@ class StandardStep:
         (:func:`check_checkpointable`)."""
         if self._plain and len(batches) == 1:
             x, y = batches[0]
-            loss = self._plain_loss(self._module(x), y)
-            if not is_one_number(loss):  # the objective checks it on every other path
-                refuse_unreduced(loss, self.objective.loss)
+            logits = self._module(x)
+            loss = self._plain_loss(logits, y)
+            if not backpropagatable(loss):  # the objective checks it on every other path
+                refuse_unreduced(loss, self.objective.loss, logits)
             loss.backward()
             self.optimizer.step()
             clear_grads(self.optimizer)

@@ -413,15 +413,20 @@ class Loss(nn.Module):
         if self.target_kind in ("class_index", "binary", "pair") and len(pred) != len(target):
             raise DataError(f"{self.name}: {len(pred)} predictions but {len(target)} targets")
         if self.target_kind == "class_index":
-            num_classes = pred.shape[-1]
+            # the class count is the outputs' width; outputs of another shape do not say it (a (N,) output's
+            # only size is the batch's)
+            num_classes = pred.shape[-1] if pred.ndim == 2 else "C"
             if target.is_floating_point():
                 raise DataError(
                     f"{self.name} expects integer class labels in [0, {num_classes}); got float targets"
                 )
             if target.ndim != 1 or pred.ndim != 2:
+                flat = (": one number per row, where one column per class is needed (a model ending in "
+                        ".squeeze(-1), or with one output?); give the model's last layer one output per class"
+                        if pred.ndim == 1 and target.ndim == 1 else "")
                 raise DataError(
                     f"{self.name} expects (N, {num_classes}) outputs and (N,) labels; "
-                    f"got outputs {tuple(pred.shape)} and labels {tuple(target.shape)}"
+                    f"got outputs {tuple(pred.shape)} and labels {tuple(target.shape)}{flat}"
                 )
             ignore_index = getattr(self, "ignore_index", None)  # cross_entropy/nll skip these labels
             labels = target if ignore_index is None else target[target != ignore_index]
