@@ -235,8 +235,10 @@ def test_resume_into_a_run_of_another_config_names_the_first_change(write_config
     capsys.readouterr()
     assert main(["train", str(config), "--out", str(out), "--resume", "--set", "strategy.epochs=2"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(
-        f"error: --resume: {out} holds a run of another config (strategy.epochs: was 1, now 2); use another --out"), err
+    # the run finished: resume would not train it further ("resume RUN to continue the stored one" did nothing)
+    assert err == (f"error: --resume: {out} holds a finished run of another config (strategy.epochs: was 1, now 2), "
+                   "which resume does not train further; to train with the new settings, use another --out, or "
+                   "--overwrite to replace the stored run (kept until the new one finishes)\n"), err
 
 
 def _subcommand_options():

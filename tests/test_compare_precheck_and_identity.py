@@ -111,7 +111,7 @@ def test_resume_with_another_thread_count_names_the_key(write_config, tmp_path: 
     capsys.readouterr()
     assert main(["train", str(config), "--out", str(out), "--resume", "--set", "runtime.num_threads=2"]) == 2
     assert _one_error_line(capsys).startswith(
-        f"error: --resume: {out} holds a run of another config (runtime.num_threads: was 1, now 2); ")
+        f"error: --resume: {out} holds a finished run of another config (runtime.num_threads: was 1, now 2), ")
 
 
 def test_resume_of_an_lr_auto_run_names_the_key_not_what_auto_resolved_to(write_config, tmp_path: Path, capsys):

@@ -232,3 +232,26 @@ def test_only_the_text_sources_data_path_locates_and_drops_out(tmp_path):
         files = fingerprinted_files({"source": source, "path": str(tmp_path), "train": "train.tsv"})
         assert ("path" in files) is kept, source
         assert files["train"] == tmp_path / "train.tsv"
+
+
+def test_eval_of_data_that_gained_a_class_says_so_not_that_the_weights_are_another_runs(tmp_path: Path, capsys):
+    """A label added to the data since training made the model built for it one output wider: eval said the
+    run's own model.safetensors was "not this run's model: restore the run's own model.safetensors"."""
+    import pytest
+
+    from trainlab.errors import DataError
+
+    table = _table(tmp_path / "t.csv")
+    header, *rows = table.read_text().splitlines()
+    lines = [header, *(row[:row.rindex(",") + 1] + ("red", "green", "blue")[i % 3] for i, row in enumerate(rows))]
+    table.write_text("\n".join(lines) + "\n")
+    config = validate({**CSV_BASE, "data": {**CSV_BASE["data"], "path": str(table)}})
+    _, folder = train(config, out=tmp_path / "run", quiet=True)
+    table.write_text("\n".join([*lines, *(line[:line.rindex(",")] + ",maybe" for line in lines[-5:])]) + "\n")
+    with pytest.raises(DataError) as info:
+        evaluate_run(folder, "test")
+    assert str(info.value) == (
+        f"the data of run {folder} has changed since it trained: it now holds 1 class the run never trained on "
+        f"('maybe'), where the run's model scores the 3 classes of {folder / 'labels.json'} ('blue', 'green', 'red'); "
+        "evaluate "
+        "it on data of those classes, or train a new run on the data as it is now")

@@ -531,7 +531,7 @@ def test_resuming_a_finished_run_is_a_no_op_exit_0_and_leaves_the_folder_byte_id
         assert capsys.readouterr() == ("", line + "\n")
         assert _tree(out) == before
     assert main(["train", str(config), "--out", str(out), "--resume", "--set", "seed=3"]) == 2  # another config
-    assert "holds a run of another config" in capsys.readouterr().err and _tree(out) == before
+    assert "holds a finished run of another config" in capsys.readouterr().err and _tree(out) == before
 
 
 def test_the_python_api_returns_a_finished_runs_summary_on_resume(tmp_path, capsys):

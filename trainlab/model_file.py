@@ -198,6 +198,13 @@ def weights_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, torch.T
     return "; ".join(problems)
 
 
+# the file matched run.json's digest (read_model), so the model built now is what changed: the code that builds it
+# or the data that sizes it (a class the run never saw: its output layer one wider), unless both files were replaced
+BUILT_ANEW = ("the model built for the run now is not the one that wrote the file: its code (a module of yours, or "
+              "another trainlab version) or the data that sizes it (its classes, its features) changed since the run "
+              "trained, or the file was replaced; restore them as they were then, or train the run again")
+
+
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], run: Path, architecture: Path) -> None:
     """``model.load_state_dict(state)`` (``state``: :func:`read_model` of ``run``), ``model`` built from the
     file ``architecture`` (``model.json`` where the loader rebuilt it from that record, else ``config.yaml``).
@@ -213,8 +220,8 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], run: Pa
         if not found:  # the module's own check: torch's causes follow its "Error(s) in loading ..." line
             causes = [line.strip() for line in str(exc).strip().splitlines()[1:] if line.strip()]
             found = "; ".join(causes or [str(exc).strip()])[:300]
-        raise DataError(f"{run / MODEL_FILE} does not fit the model built from {architecture}: {found}; it is not "
-                        f"this run's model: restore the run's own {MODEL_FILE} or train the run again") from None
+        raise DataError(f"{run / MODEL_FILE} does not fit the model built from {architecture}: {found}; {BUILT_ANEW}"
+                        ) from None
 
 
 # --------------------------------------------------------------------------- the loss's own state

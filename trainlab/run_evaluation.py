@@ -12,13 +12,13 @@ from typing import Any
 from trainlab.builders import build, run_scope
 from trainlab.code_policy import run_code_policy
 from trainlab.config import Config
-from trainlab.config_fields import path_argument
+from trainlab.config_fields import counted, path_argument, short_repr
 from trainlab.data.fingerprint import named_files
 from trainlab.errors import ConfigError, DataError
 from trainlab.inference import refuse_gone_checkpoint, run_config_path
 from trainlab.notices import evaluating_split, warn
 from trainlab.records import read_record_text
-from trainlab.run_records import check_record_digests, load_trained_config
+from trainlab.run_records import LABELS_RECORD, check_record_digests, load_trained_config
 from trainlab.run_resume import warn_if_data_changed
 from trainlab.run_weights import load_trained_state, read_trained_state
 
@@ -33,6 +33,30 @@ def _refuse_moved_data(path: Path, config: Config) -> None:
             raise DataError(f"the data of run {path} is gone from where it was trained: data.{key} {file} does not "
                             "exist (an absolute path in the run's config.yaml, which --data-dir does not change); "
                             "put the data back there to evaluate the run")
+
+
+def _names(names: list[str], most: int = 6) -> str:
+    return ", ".join(short_repr(name) for name in names[:most]) + (", ..." if len(names) > most else "")
+
+
+def _refuse_other_classes(path: Path, now: list[str] | None) -> None:
+    """Refuse evaluating a run on data whose classes ``now`` (the dataset built from it) are not those its
+    labels.json names: a label added to the data since training made the model built for it one output wider,
+    and loading the weights failed as if the run's model.safetensors were another run's."""
+    labels = read_record_text(path / LABELS_RECORD) if (path / LABELS_RECORD).is_file() else None
+    try:
+        trained = json.loads(labels).get("class_names") if labels is not None else None
+    except (ValueError, AttributeError, RecursionError):
+        return  # check_record_digests vouched for the file; a record of another shape is inference's to refuse
+    if not isinstance(trained, list) or now is None or list(now) == trained:
+        return
+    added, dropped = [c for c in now if c not in trained], [c for c in trained if c not in now]
+    change = "; ".join(part for part in (
+        f"{counted(len(added), 'class', 'classes')} the run never trained on ({_names(added)})" if added else "",
+        f"none of {_names(dropped)}" if dropped else "") if part) or "its classes in another order"
+    raise DataError(f"the data of run {path} has changed since it trained: it now holds {change}, where the run's "
+                    f"model scores the {len(trained)} classes of {path / LABELS_RECORD} ({_names(trained)}); "
+                    "evaluate it on data of those classes, or train a new run on the data as it is now")
 
 
 def evaluate_run(path: str | Path, split: str = "test", checkpoint: str | None = None) -> dict[str, Any]:
@@ -63,6 +87,7 @@ def _evaluate_run(path: str | Path, split: str, checkpoint: str | None = None) -
                           f"evaluating on them as they are now (the {split} split may hold other rows)")
     with run_scope(config), evaluating_split(split):  # a test split's missing class is no news to --split val
         built = build(config, quiet=True, training=False)
+        _refuse_other_classes(path, built.data.class_names)
         # the model's weights and the loss's learned state (a learned variance, alpha ...)
         load_trained_state(built.model, built.loss, trained, path, config_path, config_path, warn=warn)
         return built.evaluator.evaluate(getattr(built.data, split))

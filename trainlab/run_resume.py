@@ -187,6 +187,10 @@ def _check_resumable(path: Path, info: dict[str, Any], stored: Config, config: C
         # named in what the hash covers: a thread count changes it (and the float sums), not the outcome's identity
         change = (change_from_stored(path, config, Config.results_dict)
                   or f"config hash {info.get('config_hash')} != {config.hash()}")
+        if info.get("status") == "finished":  # resuming it does nothing: a finished run is not trained further
+            raise ConfigError(f"--resume: {path} holds a finished run of another config ({change}), which resume "
+                              "does not train further; to train with the new settings, use another --out, or "
+                              "--overwrite to replace the stored run (kept until the new one finishes)")
         raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
                           f"or {quoted_command(*resume_command_words(path))} to continue the stored one")
     recorded = info.get("resolved_config_hash")

@@ -71,7 +71,7 @@ def load_trained_state(model: torch.nn.Module, loss: Any, trained: TrainedState,
         DataError: weights that do not fit the model (one line naming the file or checkpoint, and the first
             missing, unexpected and mis-shaped tensors: :func:`trainlab.model_file.weights_mismatch`).
     """
-    from trainlab.model_file import load_loss_state, load_weights, weights_mismatch
+    from trainlab.model_file import BUILT_ANEW, load_loss_state, load_weights, weights_mismatch
 
     if trained.checkpoint is None:
         load_weights(model, trained.model, run, architecture)
@@ -82,7 +82,7 @@ def load_trained_state(model: torch.nn.Module, loss: Any, trained: TrainedState,
     except RuntimeError as exc:
         found = weights_mismatch(model.state_dict(), trained.model) or str(exc).strip().splitlines()[-1][:300]
         raise DataError(f"checkpoint {trained.source} does not fit the model built from {architecture}: {found}; "
-                        "it is not a checkpoint of this run") from None
+                        f"{BUILT_ANEW.replace('the file', 'the checkpoint')}") from None
     if isinstance(loss, torch.nn.Module) and trained.loss:
         from trainlab.losses.base import learned_names
 
