@@ -262,3 +262,11 @@ def test_a_renamed_module_of_a_run_is_told_the_way_back_not_an_edit_the_run_refu
                             "'from idnet_v2 import *'"), message
     (folders["extA"] / "idnet.py").write_text("from idnet_v2 import *\n")
     assert trainlab.load_run(run, allow_code=True).model[0].out_features == HIDDEN["extA"]
+    # a close name that does not define make_net is no sign of a rename: no re-export that would not load
+    (folders["extA"] / "idnet.py").unlink()
+    (folders["extA"] / "idnet_v2.py").write_text("def other():\n    return 1\n")
+    for name in [name for name in sys.modules if name.split("__trainlab_")[0] in ("idnet", "idnet_v2")]:
+        sys.modules.pop(name)
+    with pytest.raises(ConfigError) as caught:
+        trainlab.load_run(run, allow_code=True)
+    assert "no module 'idnet'" in str(caught.value) and "did you rename" not in str(caught.value), caught.value

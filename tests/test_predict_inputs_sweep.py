@@ -121,6 +121,14 @@ def test_predict_refuses_an_output_inside_the_run_folder_or_onto_its_input(runs,
     assert new_rows.read_bytes() == rows
 
 
+def test_predict_given_the_runs_config_in_the_csvs_place_says_it_is_yaml(runs, capsys):
+    """'CSV file config.yaml line 2 has 2 fields; the header has 1' left the user to see the file was no CSV."""
+    config = runs["classify"] / "config.yaml"
+    assert main(["predict", str(runs["classify"]), str(config)]) == 3
+    assert _one_error_line(capsys.readouterr().err).endswith(
+        "; config.yaml is named as a YAML file, not a CSV table: give the CSV file of the rows")
+
+
 @pytest.mark.parametrize("name", ["p.parquet", "p.json", "p.xlsx", "p.tsv", "model.safetensors"])
 def test_predict_refuses_an_output_named_for_another_format_than_csv(runs, tmp_path, capsys, name):
     out = tmp_path / name

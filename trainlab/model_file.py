@@ -104,9 +104,14 @@ def why_no_model(run: Path) -> str:
                 "again: train it again with a lower learning rate ('trainlab lr-find'), gradient clipping "
                 "(strategy.clip_grad_norm) or strategy.divergence.policy: rollback")
     if status == "finished":  # resume refuses a finished run: pointing there would send the user in a circle
+        kept = sorted(path.name for path in (run / "checkpoint").glob("*") if (path / "manifest.json").is_file()) \
+            if (run / "checkpoint").is_dir() else []
+        best = " or --checkpoint best (the best evaluation's)" if "best" in kept else ""
+        checkpoints = (f"; its checkpoints still hold weights ({', '.join(kept[-3:])}): eval and predict take "
+                       f"--checkpoint last (the last step's weights){best}") if kept else ""
         return (f"the run finished, but the file was moved or deleted since: restore it, or train the run again "
                 f"with {quoted_command('trainlab', 'train', run / 'config.yaml', '--out', run, '--overwrite')}; "
-                "a comparison's run: delete its folder and run the comparison again")
+                f"a comparison's run: delete its folder and run the comparison again{checkpoints}")
     if status == "failed":
         error = (read_record_object(run / "run.json") or {}).get("error")
         return (f"the run failed: {error or 'its training raised'}; fix the cause, then resume it with "

@@ -165,6 +165,10 @@ class Registry(Generic[T]):
         if key not in self._entries:
             valid = ", ".join(self.names())
             hint = did_you_mean(key, self.names(), NAMES_BY_KIND.get(self.kind))  # Keras's, PyTorch's names too
+            module, _, attribute = name.rpartition(".")
+            if not hint and module and all(part.isidentifier() for part in [*module.split("."), attribute]):
+                # mymodels.make_net: a Python dotted path, where a reference puts a colon before the attribute
+                hint = f"; did you mean '{module}:{attribute}'? (a module's function or class is named module:attribute)"
             raise ConfigError(f"unknown {self.kind} {short_repr(name)}{hint} (valid: {valid})")
         return self._entries[key]
 

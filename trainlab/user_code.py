@@ -27,6 +27,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import inspect
+import re
 import site
 import sys
 import sysconfig
@@ -323,14 +324,31 @@ def _close_module(top: str, policy: CodePolicy) -> str | None:
     return closest_choice(top, sorted(name for name in names if name.isidentifier()))
 
 
-def _module_hint(top: str, policy: CodePolicy) -> str:
+def _defines(module: str, attribute: str, policy: CodePolicy) -> bool:
+    """Whether the source of module ``module`` (a ``.py`` file or a package's ``__init__.py`` in the folders
+    searched) defines or imports the name ``attribute``, read as text (nothing is imported)."""
+    pattern = re.compile(rf"^\s*(?:def|class)\s+{re.escape(attribute)}\b|^{re.escape(attribute)}\s*[:=]|"
+                         rf"\bimport\b[^\n]*\b{re.escape(attribute)}\b", re.MULTILINE)
+    for folder in code_search_folders(policy):
+        for file in (Path(folder) / f"{module}.py", Path(folder) / module / "__init__.py"):
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                if pattern.search(file.read_text(encoding="utf-8")):
+                    return True
+    return False
+
+
+def _module_hint(top: str, policy: CodePolicy, attribute: str = "") -> str:
     """``"; did you mean 'mymodels'?"`` for a module ``top`` found nowhere (:func:`_close_module`); else ``""``.
     A run folder's config (``policy.local`` False) cannot be edited, its hash being checked: there the hint is
-    to give the module its old name back, or a module of that name that re-exports the renamed one."""
+    to give the module its old name back, or a module of that name that re-exports the renamed one, and it is
+    given only where the close module defines the reference's ``attribute`` (:func:`_defines`): a close name
+    alone (``mymodels`` for a deleted ``mylosses``) is no sign of a rename, and the re-export would not help."""
     close = _close_module(top, policy)
     if close is None:
         return ""
     if not policy.local:
+        if attribute and not _defines(close, attribute, policy):
+            return ""
         return (f"; did you rename it to '{close}'? A run's config.yaml cannot be edited (its hash is checked): give "
                 f"the module its name back, or add a {top}.py beside it holding 'from {close} import *'")
     return f"; did you mean '{close}'?"
@@ -356,8 +374,9 @@ def _not_found(module_name: str, kind: str, reference: str, policy: CodePolicy, 
     """The refusal's words for ``module_name``, found in none of the folders searched nor the installed packages: where it
     was looked for (:func:`_where_looked`) and, with ``hint``, the close name of a module there."""
     top = module_name.partition(".")[0]
+    attribute = reference.partition(":")[2].partition(".")[0]
     return (f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
-            f"{_where_looked(policy)}{_module_hint(top, policy) if hint else ''}")
+            f"{_where_looked(policy)}{_module_hint(top, policy, attribute) if hint else ''}")
 
 
 def _no_attribute(target: Any, part: str, module_name: str, attribute: str, source: str,

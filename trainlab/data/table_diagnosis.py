@@ -176,7 +176,16 @@ def ragged_row_error(file: Path, line: int, row: list[str], header: list[str], d
         if comma is not None:
             hint += (f", and write its numbers with a decimal point ('{comma}' has a decimal comma: "
                      f"{plain_number(comma, 'decimal')})")
+    if (kind := _NOT_TABLES.get(Path(file).suffix.lower())) is not None:  # a config given where the data goes
+        hint += f"; {Path(file).name} is named as {kind}, not a CSV table: give the CSV file of the rows"
     return DataError(f"CSV file {file} line {line} has {counted(len(row), 'field')}; the header has {len(header)}{hint}")
+
+
+# files a command line may name in a CSV's place (the run's config, a JSON record), read as CSV until a row's
+# field count differs from the header's
+_NOT_TABLES = {".yaml": "a YAML file", ".yml": "a YAML file", ".json": "a JSON file", ".jsonl": "a JSON Lines file",
+               ".py": "a Python file", ".md": "a Markdown file", ".html": "an HTML page", ".xlsx": "an Excel workbook",
+               ".ipynb": "a notebook"}
 
 
 def refuse_repeated_header(file: Path, line: int, cells: Sequence[str], header: Sequence[str], kind: str) -> None:
