@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html as html_module
 import json
 import math
@@ -297,6 +298,25 @@ def test_a_run_without_test_or_validation_split_says_so_instead_of_a_figure(tmp_
     predictions = load_predictions(_train(tmp_path, raw))
     assert isinstance(predictions, Unavailable) and "has no test or validation split" in predictions.reason
 
+def test_a_run_whose_labels_json_changed_or_went_gets_no_matrix_under_other_names(tmp_path):
+    """eval and predict refuse a labels.json changed or deleted since training; the report drew a full confusion
+    matrix under the edited class names, with no notice."""
+    from trainlab.report.predictions import Unavailable
+
+    raw = {"name": "iris", "seed": 0, "data": {"source": "iris"}, "model": {"name": "linear"},
+           "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1},
+           "output": {"progress": "off"}}
+    run = _train(tmp_path, raw)
+    assert not isinstance(load_predictions(run), Unavailable)
+    labels = json.loads((run / "labels.json").read_text())
+    (run / "labels.json").write_text(json.dumps({**labels, "class_names": ["x", "y", "z"]}))
+    predictions = load_predictions(run)
+    assert isinstance(predictions, Unavailable) and "labels.json was changed after training" in predictions.reason
+    (run / "labels.json").unlink()
+    predictions = load_predictions(run)
+    assert isinstance(predictions, Unavailable) and "labels.json" in predictions.reason, predictions
+
+
 def test_the_confusion_matrix_leaves_out_the_rows_of_the_losss_ignore_index_as_the_metrics_do(tmp_path):
     """The report rebuilt the matrix from every test row, so it disagreed with the run's test metrics."""
     raw = {"name": "ignored", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [8]},
@@ -572,6 +592,11 @@ def test_class_names_recorded_in_labels_json_name_the_confusion_matrix(digits_ru
     shutil.copytree(digits_run, run)
     names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     (run / "labels.json").write_text(json.dumps({"class_names": names}))
+    from trainlab.run_records import DIGESTS_KEY
+
+    info = json.loads((run / "run.json").read_text())  # as a run trained with these names records them
+    info[DIGESTS_KEY]["labels.json"] = hashlib.sha256((run / "labels.json").read_bytes()).hexdigest()
+    (run / "run.json").write_text(json.dumps(info))
     predictions = load_predictions(run)
     assert predictions.names == names
 

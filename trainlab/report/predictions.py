@@ -86,8 +86,9 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     from trainlab.losses.base import scored_rows
     from trainlab.model_file import load_weights, read_model
     from trainlab.notices import held_back
-    from trainlab.run_records import load_trained_config, recorded_class_names
+    from trainlab.run_records import check_record_digests, load_trained_config, recorded_class_names
 
+    check_record_digests(run)  # a labels.json changed or deleted since training names no matrix's classes (as eval)
     with run_code_policy(run):  # a run folder's config imports no code without the opt-in
         config = load_trained_config(run)
         with run_scope(config), held_back():  # the runs just said what their builds warn of: not twice
