@@ -121,8 +121,11 @@ class ProgressBar(Callback):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._rate.begin(view)
+        from trainlab.console import output_console
+
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=False)
+                                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=False,
+                                  console=output_console())
         self._progress.start()
         self._task = self._progress.add_task("train", total=view.total_steps, completed=view.state.step, info="")
 

@@ -141,9 +141,9 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
             board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run, notes=notes)
             write_compare_leaderboard(board, out)  # and the folder's leaderboard is current again (clear_retraining)
+            report = write_report_if_available(groups, out)  # before the printing, which a closed pipe ends
             if show_leaderboard:
                 print_leaderboard(board)
-            report = write_report_if_available(groups, out)
     say_written(board, out, report, metric, show_leaderboard)
     return board
 

@@ -134,9 +134,9 @@ class LiveDisplay(PlainDisplay):
 
     def __init__(self, tally: Tally, jobs: int):
         super().__init__(tally, jobs)
-        from rich.console import Console
+        from trainlab.console import output_console
 
-        self.console = Console(stderr=False)
+        self.console = output_console(stderr=False)
         self.recent: list[Any] = []  # rich Text lines: names and reasons are shown as written, never as markup
         self.live = None
 

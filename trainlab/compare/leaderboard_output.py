@@ -204,14 +204,15 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
     """A rich table per task, ranked by the metric, then the board's ``notes`` (``note: ...``, one line each).
     Names, reasons and notes are shown as written, never read as rich markup (a strategy named ``lr[/x]``
     would otherwise raise, ``[bold]a`` print as ``a``)."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from trainlab.console import output_console
+
     if console is None:
-        console = Console()
+        console = output_console()
         if not console.is_terminal:  # a log or a pipe: wide enough that no column is cut
-            console = Console(width=200)
+            console = output_console(width=200)
     metric, target = board["metric"], board["target"]
     # long names (up to 195 characters) shortened alike in every table, distinct where the names are
     labels = short_labels([e["name"] for table_data in board["tasks"].values() for e in table_data["strategies"]])

@@ -410,8 +410,13 @@ def strings(table: CsvTable, name: str) -> np.ndarray:
         stripped = np.char.strip(cells)
         _warn_space_twins(table, name, cells, stripped)
         return np.where(np.isin(stripped, MISSING), "", stripped)
-    # NumPy's strip (C) over the column once; pandas' .str.strip calls Python's per cell
-    cells = table.frame[name].astype("string").fillna("").to_numpy(dtype=str)
+    import pandas as pd
+
+    # each distinct cell once (first seen first, as space_twins orders them), NumPy's strip (C) over them; pandas'
+    # .str.strip calls Python's per cell; a missing cell (code -1) picks the "" appended
+    codes, distinct = pd.factorize(table.frame[name], use_na_sentinel=True)
+    cells = pd.Series(distinct, dtype=distinct.dtype).astype("string").to_numpy(dtype=str)
     stripped = np.char.strip(cells)
     _warn_space_twins(table, name, cells, stripped)
-    return np.where(np.isin(stripped, MISSING), "", stripped)  # ' NA ' too, as the wide path reads it
+    read = np.where(np.isin(stripped, MISSING), "", stripped)  # ' NA ' too, as the wide path reads it
+    return np.append(read, "")[codes]
