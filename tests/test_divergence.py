@@ -44,3 +44,20 @@ def test_rollback_gives_up_after_max_rollbacks(write_config, tmp_path, capsys):
                           strategy__divergence={"policy": "rollback", "lr_factor": 0.9, "max_rollbacks": 2})
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 4
     assert "after the maximum number of rollbacks" in capsys.readouterr().err
+
+
+
+def test_a_run_that_diverges_at_the_lr_auto_chose_is_told_to_set_a_lower_lr_not_to_run_lr_find(
+        write_config, tmp_path, capsys, monkeypatch):
+    """The advice was "try a lower learning rate ('trainlab lr-find')": the range test that had chosen the lr
+    (SGD on house prices of 3e5, unstandardised: the range test's loss blew up early, the network collapsed to a
+    constant whose bias then "descended", and the suggestion diverged in the run). A range test made to
+    suggest 50 here."""
+    import trainlab.builders
+
+    monkeypatch.setattr(trainlab.builders, "resolve_auto_lr", lambda *args: 50.0)
+    config = write_config(LINREG, strategy__optimizer={"name": "sgd", "lr": "auto"})
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 4
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert "; lr: auto chose 50 (an LR range test) and the run diverged at it: set the lr yourself, lower (e.g. 5), " \
+        "or try gradient clipping (strategy.clip_grad_norm)" in error and "lr-find" not in error, error

@@ -363,7 +363,8 @@ def _train(built: Any) -> None:
         built.trainer.fit()
     except TrainingError as exc:
         advice = divergence_advice(built.data, standardized_target=False,
-                                   clip_grad_norm=built.config.strategy.clip_grad_norm)
+                                   clip_grad_norm=built.config.strategy.clip_grad_norm,
+                                   auto_lr=built.notes.get("lr_auto"))
         raise TrainingError(f"{exc}; {advice}") from None
 
 

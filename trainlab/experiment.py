@@ -272,7 +272,8 @@ def _diverged(built: Built, run: RunDir, saver: CheckpointSaver, signals: Signal
     run.write_summary(safe_summary(summary))
     run.write_info(status="diverged")
     where = f"; last good checkpoint: {saver.last_saved}" if saver.last_saved else "; no checkpoint was written yet"
-    advice = divergence_advice(built.data, built.config.data.standardize_target, built.config.strategy.clip_grad_norm)
+    advice = divergence_advice(built.data, built.config.data.standardize_target, built.config.strategy.clip_grad_norm,
+                               built.notes.get("lr_auto"))
     return TrainingError(f"{exc}{where}; {advice}")
 
 

@@ -83,15 +83,23 @@ RAW_TARGETS_WARNED = "raw_targets_warned"  # Dataset.extras: warn_if_raw_scale_t
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
 
 
-def divergence_advice(data: Dataset, standardized_target: bool, clip_grad_norm: float | None = None) -> str:
+def divergence_advice(data: Dataset, standardized_target: bool, clip_grad_norm: float | None = None,
+                      auto_lr: float | None = None) -> str:
     """What to try after a run on ``data`` diverged, in the words of its origin (:class:`InputFixes`): a
     lower lr or clipping, and the likely cause in the data where there is one: regression targets trained
     as they are and far from unit scale (:func:`targets_off_unit_scale`), else tabular features far from it
     (:func:`feature_off_unit_scale`), which make the loss's curvature, and so the largest stable lr, large.
-    Where the run clipped already (``clip_grad_norm``), the clipping offered is a smaller norm than that."""
+    Where the run clipped already (``clip_grad_norm``), the clipping offered is a smaller norm than that.
+    Where ``lr: auto`` chose the lr (``auto_lr``), the lower lr is to be set by hand: the range test that
+    chose it is not offered again ("try a lower learning rate ('trainlab lr-find')" sent the user in a circle)."""
     fixes = input_fixes(data)
     if clip_grad_norm is not None:
         fixes = replace(fixes, diverged=fixes.diverged_clipped.format(clip=f"{clip_grad_norm:g}"))
+    if auto_lr is not None:
+        clipping = (f"a strategy.clip_grad_norm smaller than the run's {clip_grad_norm:g}" if clip_grad_norm is not None
+                    else "gradient clipping (strategy.clip_grad_norm)")
+        fixes = replace(fixes, diverged=f"lr: auto chose {auto_lr:.4g} (an LR range test) and the run diverged at it: "
+                                        f"set the lr yourself, lower (e.g. {auto_lr / 10:.2g}), or try {clipping}")
     if data.task == "regression" and not standardized_target and targets_off_unit_scale(data.train.y) is not None:
         return f"{fixes.diverged}; for the targets: {fixes.raw_targets}"
     feature = feature_off_unit_scale(data.train.x)
@@ -282,6 +290,10 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
         raise DataError(f"model '{model_name(model)}' returns shape (N,); for {data.num_classes} classes "
                         f"({_labels_read(data)}) loss '{loss.name}' takes (N, {needed}), one score per class "
                         "(drop a final .squeeze(), give the last layer one output per class)")
+    if (data.preprocessing or {}).get("target") and getattr(loss, "name", "").startswith("poisson"):
+        # "poisson_nll expects counts >= 0; got a target of -1.13": a z-score the run made, not a count in the data
+        raise ConfigError(f"loss '{loss.name}' takes counts >= 0 as they are, and data.standardize_target: true "
+                          "z-scores the targets (about half of them below 0 then): set data.standardize_target: false")
     # a per-class number list of the loss's config that does not fit the data's classes or labels: the config's
     # numbers are what to change (exit 2), as with a batch_size that leaves a 1-row batch
     problem = loss.constants_mismatch(output, y)
