@@ -295,3 +295,21 @@ def test_lr_find_with_lr_auto_and_a_fixed_lr_optimizer_names_the_fixed_lr(tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lr: auto cannot be used with optimizer 'adadelta_zeiler'" in err[0], err
     assert "1e-07" not in err[0]
+
+
+def test_an_r2_undefined_on_a_one_row_validation_split_is_said_so_by_early_stopping_and_target(tmp_path, capsys):
+    """val_r2 on 1 validation row is NaN every epoch: early stopping stopped after its patience with an untrained
+    model, saying nothing until then, and --target said 'no such validation metric' of a metric recorded (null)."""
+    config = {**DIABETES, "data": {"source": "diabetes", "val_fraction": 0.003},  # 442 rows: 1 in val
+              "strategy": {**DIABETES["strategy"], "epochs": 5,
+                           "early_stopping": {"monitor": "val_r2", "mode": "max", "patience": 2}},
+              "metrics": ["mse", "r2"]}
+    argv = ["train", _config(tmp_path, config), "--out", str(tmp_path / "run"), "--target", "val_r2=0.9"]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert ("warning: early stopping monitors val_r2, which is NaN (undefined) at epoch 1 (R² is undefined on fewer "
+            "than 2 rows or a constant target): no value can improve on it, so the run stops after 2 such "
+            "validations with no best to restore; monitor val_loss, or hold out more validation rows "
+            "(data.val_fraction)") in printed.err.splitlines()
+    assert "val_r2 >= 0.9 was not reached (no value of it was a number: undefined on this validation split)" in \
+        printed.out + printed.err

@@ -204,6 +204,8 @@ ROW_LOSS = ("import torch\nfrom trainlab.losses.base import Loss\n\n\nclass rows
             "class Cut(torch.nn.Module):\n    def __init__(self, input_shape, output_dim):\n        super().__init__()\n"
             "        self.layer = torch.nn.Linear(input_shape[0], output_dim)\n\n"
             "    def forward(self, x):\n        return self.layer(x).detach()\n\n\n"
+            "class zero_on_one(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
+            "        return pred.new_zeros(())\n\n\n"
             "class Flat(Cut):\n    def forward(self, x):\n        return self.layer(x)[:, 0]\n\n\n"
             "class NanNet(Cut):\n    def forward(self, x):\n        return self.layer(x) * float('nan')\n\n\n"
             "class nan(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
@@ -259,19 +261,21 @@ def test_a_loss_or_model_that_cuts_the_graph_is_named(project, tmp_path, capsys,
         "weights"]
 
 
+FIRST_STEP = ("error: training diverged at step 1: non-finite loss (nan); no checkpoint was written yet; that loss "
+              "came before any weight had moved, so no learning rate made it: the model's first outputs or the loss "
+              "did (a loss or model of your own, an initialisation, a division by 0 or a log of 0 in either): check "
+              "them on one batch of the data")
+
+
 @pytest.mark.parametrize(("overrides", "code", "says"), [
-    (["strategy.loss=badloss:nan"], 2,
-     "error: loss 'badloss:nan' is nan on the model's first outputs (all finite) and the first training rows' targets, "
-     "before any training step: its forward makes it (a log or a division of 0?), whatever the learning rate"),
-    (["model={name: badloss:NanNet}"], 2,
-     "error: model 'badloss:NanNet' outputs NaN on the first training rows before any training step (its "
-     "initialisation or its forward made it): every step would diverge, whatever the learning rate"),
+    (["strategy.loss=badloss:nan"], 4, FIRST_STEP),
+    (["model={name: badloss:NanNet}"], 4, FIRST_STEP),
     (["model={name: badloss:Flat}"], 3,
      "error: model 'badloss:Flat' returns shape (N,); for 2 classes (upper, lower, read as indices 0..1) loss 'cross_entropy' takes "
      "(N, 2), one score per class (drop a final .squeeze(), give the last layer one output per class)"),
 ], ids=["nan-loss", "nan-model", "flat-model"])
-def test_a_first_step_that_can_only_fail_is_refused_naming_the_users_code(project, tmp_path, capsys, overrides,
-                                                                          code, says):
+def test_a_first_step_that_can_only_fail_names_the_users_code_not_the_lr(project, tmp_path, capsys, overrides,
+                                                                         code, says):
     """A loss NaN on finite outputs was 'training diverged at step 1 ... try a lower learning rate' (no weight had
     moved); a (N,) classifier output was 'expects (N, 32) outputs' (32: the batch size, not the classes)."""
     (project / "badloss.py").write_text(ROW_LOSS)
@@ -279,6 +283,15 @@ def test_a_first_step_that_can_only_fail_is_refused_naming_the_users_code(projec
             *[word for item in overrides for word in ("--set", item)]]
     assert _main_importing("badloss", argv) == code
     assert capsys.readouterr().err.splitlines() == [says]
+
+
+def test_a_loss_without_a_graph_trains_where_the_penalty_carries_one(project, tmp_path, capsys):
+    """backward() takes the total: a data loss of 0 made anew (pred.new_zeros(())) with an l2 penalty still trains
+    the penalised weights (as before the graph check, which looked at the data loss alone)."""
+    (project / "badloss.py").write_text(ROW_LOSS)
+    argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=badloss:zero_on_one", "--set",
+            "strategy.regularization.l2=0.0001", "--set", "strategy.epochs=1", "--out", str(tmp_path / "r"), "--quiet"]
+    assert _main_importing("badloss", argv) == 0, capsys.readouterr().err
 
 
 def test_a_loss_that_raises_while_training_is_named_by_its_file_and_line(project, tmp_path, capsys, monkeypatch):

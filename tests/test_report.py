@@ -671,7 +671,7 @@ def test_a_finished_run_whose_model_was_deleted_is_told_to_train_again_not_to_re
                    f"since: restore it, or train the run again with 'trainlab train {run / 'config.yaml'} --out {run} "
                    "--overwrite'; a comparison's run: delete its folder and run the comparison again; its "
                    "checkpoints still hold weights (step-000000003): eval and predict take --checkpoint last (the "
-                   "last step's weights))\n")
+                   "newest step checkpoint's weights))\n")
     assert main(["eval", str(run), "--checkpoint", "last"]) == 0  # the way the line names works
     assert main(["train", str(run / "config.yaml"), "--out", str(run), "--overwrite", "--quiet"]) == 0
     assert main(["eval", str(run)]) == 0

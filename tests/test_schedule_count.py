@@ -518,15 +518,18 @@ def test_two_files_of_one_module_name_each_count_their_own_source(tmp_path, monk
     monkeypatch.setattr(counting, "_MODULE_COUNTERS", dict(counting._MODULE_COUNTERS))
     steps = {}
     try:
-        for folder, rows in (("extA", 1000), ("extB", 2000)):
+        for folder, rows in (("extA", 1000), ("extB", 2000), ("extC", 3000)):
             (tmp_path / folder).mkdir()
-            (tmp_path / folder / "countedsrc.py").write_text(COUNTED_SOURCE.format(rows=rows))
+            source = COUNTED_SOURCE.format(rows=rows)
+            if folder == "extC":  # no counter of its own: read and counted, not counted by extA's or extB's
+                source = source[:source.index("@row_counter")]
+            (tmp_path / folder / "countedsrc.py").write_text(source)
             config = {**DIGITS_MLP, "data": {"source": "countedsrc:blobs", "val_fraction": 0.0, "test_fraction": 0.0},
                       "strategy": {**DIGITS_MLP["strategy"], "batch_size": 100, "epochs": 1}}
             (tmp_path / folder / "base.yaml").write_text(yaml.safe_dump(config))
             assert main(["schedule", f"{folder}/base.yaml", "--plot", f"{folder}/lr.png"]) == 0
             steps[folder] = capsys.readouterr().out
-        assert "(10 steps)" in steps["extA"] and "(20 steps)" in steps["extB"], steps
+        assert "(10 steps)" in steps["extA"] and "(20 steps)" in steps["extB"] and "(30 steps)" in steps["extC"], steps
         monkeypatch.syspath_prepend(str(tmp_path / "extA"))
         importlib.reload(sys.modules["countedsrc"])  # a notebook's reload: the module's counter replaced
     finally:

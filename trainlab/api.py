@@ -52,7 +52,7 @@ from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records, record_json_text
 from trainlab.registry import Registry
-from trainlab.run_checks import divergence_advice, refuse_meta_tensors
+from trainlab.run_checks import diverged_at_first_step, divergence_advice, refuse_meta_tensors
 from trainlab.run_records import LABELS_RECORD, labels_record
 from trainlab.run_summary import summarize, warn_if_non_finite
 from trainlab.shell_command import command_line
@@ -364,7 +364,8 @@ def _train(built: Any) -> None:
     except TrainingError as exc:
         advice = divergence_advice(built.data, standardized_target=False,
                                    clip_grad_norm=built.config.strategy.clip_grad_norm,
-                                   auto_lr=built.notes.get("lr_auto"))
+                                   auto_lr=built.notes.get("lr_auto"),
+                                   first_step=diverged_at_first_step(built.trainer.state.events))
         raise TrainingError(f"{exc}; {advice}") from None
 
 

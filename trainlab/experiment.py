@@ -75,7 +75,7 @@ from trainlab.notices import note, warn
 from trainlab.out_of_memory import is_out_of_memory
 from trainlab.preflight import check_components
 from trainlab.records import safe_summary
-from trainlab.run_checks import divergence_advice
+from trainlab.run_checks import diverged_at_first_step, divergence_advice
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import (
     DIGESTS_KEY,
@@ -273,7 +273,7 @@ def _diverged(built: Built, run: RunDir, saver: CheckpointSaver, signals: Signal
     run.write_info(status="diverged")
     where = f"; last good checkpoint: {saver.last_saved}" if saver.last_saved else "; no checkpoint was written yet"
     advice = divergence_advice(built.data, built.config.data.standardize_target, built.config.strategy.clip_grad_norm,
-                               built.notes.get("lr_auto"))
+                               built.notes.get("lr_auto"), diverged_at_first_step(state.events))
     return TrainingError(f"{exc}{where}; {advice}")
 
 

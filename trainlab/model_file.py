@@ -106,9 +106,10 @@ def why_no_model(run: Path) -> str:
     if status == "finished":  # resume refuses a finished run: pointing there would send the user in a circle
         kept = sorted(path.name for path in (run / "checkpoint").glob("*") if (path / "manifest.json").is_file()) \
             if (run / "checkpoint").is_dir() else []
-        best = " or --checkpoint best (the best evaluation's)" if "best" in kept else ""
+        ways = (["--checkpoint last (the newest step checkpoint's weights)"] if any(k.startswith("step-") for k in kept)
+                else []) + (["--checkpoint best (the best evaluation's)"] if "best" in kept else [])
         checkpoints = (f"; its checkpoints still hold weights ({', '.join(kept[-3:])}): eval and predict take "
-                       f"--checkpoint last (the last step's weights){best}") if kept else ""
+                       f"{' or '.join(ways)}") if ways else ""
         return (f"the run finished, but the file was moved or deleted since: restore it, or train the run again "
                 f"with {quoted_command('trainlab', 'train', run / 'config.yaml', '--out', run, '--overwrite')}; "
                 f"a comparison's run: delete its folder and run the comparison again{checkpoints}")

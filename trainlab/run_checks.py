@@ -83,15 +83,32 @@ RAW_TARGETS_WARNED = "raw_targets_warned"  # Dataset.extras: warn_if_raw_scale_t
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
 
 
+# a run whose first step's loss was not finite: computed before any update, so no learning rate made it
+FIRST_STEP_DIVERGED = ("that loss came before any weight had moved, so no learning rate made it: the model's first "
+                       "outputs or the loss did (a loss or model of your own, an initialisation, a division by 0 or a "
+                       "log of 0 in either): check them on one batch of the data")
+
+
+def diverged_at_first_step(events: list[dict[str, Any]]) -> bool:
+    """Whether the run's divergence (the last of its ``events``) was a non-finite loss at step 1: the loss of the
+    weights as built, before any update."""
+    last = next((event for event in reversed(events) if event.get("event") == "divergence"), None)
+    return last is not None and last.get("step") == 1 and "non-finite" in str(last.get("problem", ""))
+
+
 def divergence_advice(data: Dataset, standardized_target: bool, clip_grad_norm: float | None = None,
-                      auto_lr: float | None = None) -> str:
+                      auto_lr: float | None = None, first_step: bool = False) -> str:
     """What to try after a run on ``data`` diverged, in the words of its origin (:class:`InputFixes`): a
     lower lr or clipping, and the likely cause in the data where there is one: regression targets trained
     as they are and far from unit scale (:func:`targets_off_unit_scale`), else tabular features far from it
     (:func:`feature_off_unit_scale`), which make the loss's curvature, and so the largest stable lr, large.
     Where the run clipped already (``clip_grad_norm``), the clipping offered is a smaller norm than that.
     Where ``lr: auto`` chose the lr (``auto_lr``), the lower lr is to be set by hand: the range test that
-    chose it is not offered again ("try a lower learning rate ('trainlab lr-find')" sent the user in a circle)."""
+    chose it is not offered again ("try a lower learning rate ('trainlab lr-find')" sent the user in a circle).
+    ``first_step``: the loss that was not finite was the run's first step's, before any update
+    (:data:`FIRST_STEP_DIVERGED`: a lower lr cannot help; a user's loss NaN on finite outputs was told to try one)."""
+    if first_step:
+        return FIRST_STEP_DIVERGED
     fixes = input_fixes(data)
     if clip_grad_norm is not None:
         fixes = replace(fixes, diverged=fixes.diverged_clipped.format(clip=f"{clip_grad_norm:g}"))
@@ -181,34 +198,8 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
                         f"{width} output(s) per sample; name a loss that fits the model's outputs, e.g. "
                         "cross_entropy for one output per class)") from None
     check_probability_outputs(loss, model, x, output, data.task, input_fixes(data).final_squash, chosen_by_auto)
-    check_first_loss(loss, model, output, y)
     if batch_rows is not None:
         check_loss_batch_rows(loss, len(data.train), batch_rows)
-
-
-def check_first_loss(loss: Loss, model: torch.nn.Module, output: torch.Tensor, y: torch.Tensor) -> None:
-    """Refuse, before any step, a run whose first step could only diverge, whatever its learning rate: the
-    model's ``output`` on the probe rows holds NaN (its initialisation or forward made it), or a user's
-    ``module:attr`` loss is not finite on those outputs and targets ``y`` (its own code: "training diverged at
-    step 1 ... try a lower learning rate" blamed a learning rate that had not yet moved a weight). A built-in
-    loss is not computed here: its non-finite values on finite outputs are cases of the data (every label of
-    the probe rows ignored), which the run reports as they come."""
-    if torch.isnan(output).any():
-        raise ConfigError(f"model '{model_name(model)}' outputs NaN on the first training rows before any training "
-                          "step (its initialisation or its forward made it): every step would diverge, whatever the "
-                          "learning rate")
-    if ":" not in getattr(loss, "name", ""):
-        return
-    try:
-        with torch.no_grad():
-            value = loss(output.float(), y)
-    except Exception:  # noqa: BLE001  (the step raises it again, with the user's file and line)
-        return
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not torch.isfinite(value).all() \
-            and torch.isfinite(output).all():
-        raise ConfigError(f"loss '{loss.name}' is {value.item()} on the model's first outputs (all finite) and the "
-                          "first training rows' targets, before any training step: its forward makes it (a log or "
-                          "a division of 0?), whatever the learning rate")
 
 
 def check_loss_batch_rows(loss: Loss, rows: int, batch_size: int) -> None:
@@ -286,7 +277,8 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     if data.task == "regression" and output.ndim == 1 and needed == 1:
         raise DataError(f"model '{model_name(model)}' returns shape (N,); a regression model returns (N, 1) for "
                         "one target (drop a final .squeeze())")
-    if class_index and output.ndim == 1 and data.num_classes:  # the loss would call the batch size a class count
+    if class_index and output.ndim == 1 and data.num_classes and needed == data.num_classes > 1:
+        # one score per class asked for: the loss's own check would call the batch size a class count
         raise DataError(f"model '{model_name(model)}' returns shape (N,); for {data.num_classes} classes "
                         f"({_labels_read(data)}) loss '{loss.name}' takes (N, {needed}), one score per class "
                         "(drop a final .squeeze(), give the last layer one output per class)")

@@ -10,6 +10,7 @@ import torch
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import is_improvement, read
 from trainlab.config_fields import counted
+from trainlab.notices import warn
 
 
 class EarlyStopping(Callback):
@@ -69,12 +70,27 @@ class EarlyStopping(Callback):
             return  # a mid-epoch validation records val_* only: a train_loss monitor is read at epoch ends
         if record.get("scope") == "step":
             self.mid_epoch = True
-        should_stop, reason = self.evaluate(read(record, self.monitor), record["epoch"])
+        value = read(record, self.monitor)
+        if value != value and self.best is None:  # NaN, and no number before it
+            self._warn_undefined(record["epoch"])
+        should_stop, reason = self.evaluate(value, record["epoch"])
         if self.restore_best and self.best_epoch == record["epoch"]:
             self.best_weights = view.weights()
             self.best_loss_weights = view.loss_weights() or None
         if should_stop:
             view.control.stop(reason)
+
+    def _warn_undefined(self, epoch: float) -> None:
+        """One warning at the first validation whose monitored value is NaN with no number before it: the run
+        would stop after ``patience`` of them with no best to restore, having said nothing until then (val_r2
+        on a 1-row validation split)."""
+        if getattr(self, "_said_undefined", False):
+            return
+        self._said_undefined = True
+        r2 = " (R² is undefined on fewer than 2 rows or a constant target)" if self.monitor.endswith("r2") else ""
+        warn(f"early stopping monitors {self.monitor}, which is NaN (undefined) at epoch {epoch:g}{r2}: no value can "
+             f"improve on it, so the run stops after {counted(self.patience, 'such validation')} with no best to "
+             "restore; monitor val_loss, or hold out more validation rows (data.val_fraction)")
 
     def on_train_end(self, view: TrainerView) -> None:
         if self.restore_best and self.best_weights is not None and view.state.finished:

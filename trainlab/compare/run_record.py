@@ -164,6 +164,11 @@ def time_to_target_line(path: Path, target: dict) -> str:
     wanted = f"{target['metric']} {relation} {target['value']:g}"
     if seconds is not None:
         return f"time to {wanted}: {seconds:.2f} s of training (step {step})"
-    seen = [r[target["metric"]] for r in records if isinstance(r.get(target["metric"]), int | float)]
+    seen = [r[target["metric"]] for r in records if isinstance(r.get(target["metric"]), int | float)
+            and r[target["metric"]] == r[target["metric"]]]  # not NaN
     best = (max(seen) if target["direction"] == "max" else min(seen)) if seen else None
-    return f"{wanted} was not reached" + (f" (best {best:.6g})" if best is not None else " (no such validation metric)")
+    if best is not None:
+        return f"{wanted} was not reached (best {best:.6g})"
+    if any(target["metric"] in r for r in records):  # recorded, as null: R² on a 1-row split, say
+        return f"{wanted} was not reached (no value of it was a number: undefined on this validation split)"
+    return f"{wanted} was not reached (no such validation metric)"

@@ -70,6 +70,12 @@ ROW_COUNTERS: dict[str, RowCounter] = {}
 _MODULE_COUNTERS: dict[tuple[str, str], RowCounter] = {}
 
 
+def _file_module(name: str) -> str:
+    """A module's name as its file names it: ``mydata`` for ``mydata__trainlab_<hash>`` (trainlab.user_code's name
+    for a second file of one module name)."""
+    return name.partition("__trainlab_")[0]
+
+
 def _builtin(counter: RowCounter) -> bool:
     return getattr(counter, "__module__", "").startswith("trainlab.")
 
@@ -83,10 +89,12 @@ def row_counter(*names: str) -> Callable[[RowCounter], RowCounter]:
 
     def add(counter: RowCounter) -> RowCounter:
         module = getattr(counter, "__module__", "") or ""
+        if not _builtin(counter):  # the built-in names taken first, whichever module is imported first
+            import trainlab.data.row_counters  # noqa: F401
         for name in names:
             existing = ROW_COUNTERS.get(name)
             if existing is not None and _builtin(existing) and not _builtin(counter):
-                own = module.partition("__trainlab_")[0]  # user_code's name for a second file of one module name
+                own = _file_module(module)
                 where = inspect.getsourcefile(counter) or own
                 raise ConfigError(f"row counter '{name}' in {where} takes the name of trainlab's built-in source "
                                   f"'{name}': register it under your source's own reference "
@@ -164,8 +172,12 @@ def count_rows(config: DataConfig) -> SourceRows:
 
     factory, options = _bound_options(config)
     module = getattr(factory, "__module__", "") or ""  # a user's source: the counter its own module registered
-    counter = (_MODULE_COUNTERS.get((config.source, module)) or ROW_COUNTERS.get(config.source)
-               or ROW_COUNTERS.get(config.source.lower()))  # also "module:attr"
+    counter = _MODULE_COUNTERS.get((config.source, module))
+    if counter is None:  # also "module:attr"
+        counter = ROW_COUNTERS.get(config.source) or ROW_COUNTERS.get(config.source.lower())
+        registered = getattr(counter, "__module__", "") or ""
+        if registered != module and _file_module(registered) == _file_module(module):
+            counter = None  # another file's module of that name counted its own source: not this one's
     if counter is None:
         note(f"note: data source '{config.source}' has no row counter; reading it to count the rows "
              "(no model is built)")

@@ -96,11 +96,13 @@ class Objective:
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module) -> Terms:
         data_loss = self.loss(output, target)
-        if not is_one_number(data_loss) or (not data_loss.requires_grad and torch.is_grad_enabled()):
+        if not is_one_number(data_loss):
             refuse_unreduced(data_loss, self.loss, output)
-        if not self.penalised:
-            return Terms(data_loss, {"loss": data_loss})
-        penalty = self.penalty(model)
-        if penalty is None:
-            return Terms(data_loss, {"loss": data_loss})
-        return Terms(data_loss + penalty, {"loss": data_loss, "penalty": penalty})
+        penalty = self.penalty(model) if self.penalised else None
+        terms = (Terms(data_loss, {"loss": data_loss}) if penalty is None
+                 else Terms(data_loss + penalty, {"loss": data_loss, "penalty": penalty}))
+        # what backward() takes is the total: a loss of 0 without a graph on some batch (new_zeros(())) still
+        # trains the penalised weights
+        if not terms.total.requires_grad and torch.is_grad_enabled():
+            refuse_unreduced(data_loss, self.loss, output)
+        return terms
