@@ -243,7 +243,7 @@ def test_a_metric_of_an_empty_split_is_an_error_after_the_runs_with_the_board_ke
                          "--metric", "test_mse")
     line = _one_error_line(capsys)
     assert code == 2 and "--metric 'test_mse' is in none of the finished runs' summaries" in line
-    assert "they have: train_time_s, val_loss, val_mae, val_mse, val_r2" in line
+    assert "they have: steps, train_time_s, val_loss, val_mae, val_mse, val_r2" in line
     assert (out / "leaderboard.json").is_file()
 
 @pytest.mark.slow

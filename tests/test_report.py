@@ -265,6 +265,24 @@ def test_single_run_report_rebuilds_the_model_for_its_confusion_matrix(digits_ru
     assert "epochs=2 reached" in html or summary["stop_reason"] in html
 
 
+def test_comparison_report_tables_every_test_metric_time_and_updates_with_their_intervals(seven_by_five, tmp_path):
+    """The page showed the ranking metric alone: test_f1, the training time's interval, the optimizer updates
+    (which batch size multiplies) and the convergence epoch were in leaderboard.json only."""
+    html = write_report([seven_by_five], tmp_path / "report.html").read_text()
+    start = html.index("Every recorded figure per strategy")
+    table = html[start:html.index("</table>", start)]
+    board = json.loads((seven_by_five / "leaderboard.json").read_text())
+    entries = board["tasks"]["digits"]["strategies"]
+    keys = [key for key in entries[0]["metrics"] if key.startswith("test_")]
+    assert len(keys) >= 2 and "train time (s)" in table
+    for entry in entries:
+        row = re.search(rf'<td><span class="name">{re.escape(entry["name"])}</span></td>.*?</tr>', table, re.S).group(0)
+        for key in keys:
+            stats = entry["metrics"][key]
+            if stats.get("ci95"):
+                assert f"{stats['mean']:.4g} [{stats['ci95'][0]:.4g}, {stats['ci95'][1]:.4g}]" in row, (key, row)
+
+
 def test_comparison_report_rebuilds_a_real_best_run(digits_run, tmp_path):
     root = fake_comparison(tmp_path / "cmp", {"adam": ("adam", 0.01, 0.99), "sgd": ("sgd", 0.1, 0.5)}, seeds=2,
                            real_best_run=digits_run, epochs=4)

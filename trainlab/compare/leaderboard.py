@@ -63,7 +63,7 @@ def _metric_keys(runs: list[RunRecord], metric: str) -> list[str]:
         for split in ("test", "val"):
             for name in (run.summary or {}).get(split, {}) or {}:
                 keys.append(f"{split}_{name}")
-    keys.append("train_time_s")
+    keys += ["train_time_s", "steps"]  # the optimizer updates: batch 1 and full batch differ by the rows per epoch
     return list(dict.fromkeys(keys))
 
 

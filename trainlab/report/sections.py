@@ -365,6 +365,40 @@ def leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric: 
     page.table(header, rows, classes, numeric={0, 4, 7, 8})
 
 
+def figures_table(page: Page, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Every figure leaderboard.json holds per strategy beside the ranking metric, as mean [95% CI] over its
+    seeds: each ``test_`` metric, the training time, the optimizer updates (``steps``: batch 1 takes the rows
+    per epoch in updates, a full batch one) and, for convergence, the epoch of the best validation value
+    (its median). The leaderboard's own table shows the ranking metric alone; these were in the JSON only."""
+    keys = list(dict.fromkeys(key for entry in entries for key in entry.get("metrics") or {}
+                              if key.startswith("test_")))
+    keys += [key for key in ("train_time_s", "steps")
+             if any(key in (entry.get("metrics") or {}) for entry in entries)]
+    convergence = [entry.get("convergence") or {} for entry in entries]
+    val_metric = next((c.get("val_metric") for c in convergence if c.get("best_val_epoch")), None)
+    if not keys:
+        return
+    names = {"train_time_s": "train time (s)", "steps": "optimizer updates (steps)"}
+    header = ["strategy", *(names.get(key, key) for key in keys)]
+    if val_metric:
+        header.append(f"epoch of best {val_metric} (median)")
+    rows = []
+    for entry, converged in zip(entries, convergence, strict=True):
+        row = [wrapped(str(entry.get("name")))]
+        for key in keys:
+            stats = (entry.get("metrics") or {}).get(key) or {}
+            ci = stats.get("ci95")
+            interval = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci and None not in ci else ""
+            row.append(f"{fmt(stats.get('mean'))}{interval}")
+        if val_metric:
+            row.append(fmt((converged.get("best_val_epoch") or {}).get("median")))
+        rows.append(row)
+    page.paragraph("Every recorded figure per strategy, mean over its seeds [95% CI] (the order of the leaderboard "
+                   "above). Optimizer updates differ where the batch size does: compare strategies on accuracy per "
+                   "time or per update as well as per epoch.")
+    page.table(header, rows, numeric=set(range(1, len(header))))
+
+
 def _value_count(stats: Mapping[str, Any]) -> str:
     """The n of a metric's statistics: its ``n``, else the number of its ``values`` (a leaderboard.json
     written without ``n``); never the strategy's ``runs``, which an older compare counted with the finished
@@ -517,6 +551,7 @@ def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mappi
         leaderboard_table(page, entries, metric, bool(target))
         _failures_note(page, entries)
         page.figure(figures.leaderboard_chart(entries, metric, palette))
+        figures_table(page, entries)
     else:
         page.paragraph(f"leaderboard.json has no entries for task {task}.")
     losses = losses_note(groups, metric)
