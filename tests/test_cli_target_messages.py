@@ -313,3 +313,12 @@ def test_an_r2_undefined_on_a_one_row_validation_split_is_said_so_by_early_stopp
             "(data.val_fraction)") in printed.err.splitlines()
     assert "val_r2 >= 0.9 was not reached (no value of it was a number: undefined on this validation split)" in \
         printed.out + printed.err
+
+
+@pytest.mark.parametrize("given", ["test_accuracy=0.9", "train_accuracy=0.9"])
+def test_a_target_on_the_test_or_training_split_is_pointed_at_the_validation_metric(given):
+    """The generic form error left the user to find that targets are validation metrics."""
+    with pytest.raises(ConfigError) as info:
+        parse_target(given)
+    assert str(info.value).endswith(f"got '{given}'; did you mean val_accuracy=0.9? (a target is watched on the "
+                                    "validation split as the run trains)")

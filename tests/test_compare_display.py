@@ -38,4 +38,7 @@ def test_a_finished_runs_line_tells_its_whole_time_from_its_training_time():
     assert time_text({**finished, "seconds": 95.0, "summary": {"train_time_s": 81.26}}) == \
         "95.0 s, 81.3 s of it training"
     assert time_text({"status": "failed", "seconds": 1.0, "reason": "x"}) == "1.0 s"
+    # resumed: its train_time_s counts the earlier invocation's training ("2.5 s, 6.0 s of it training")
+    assert time_text({**finished, "seconds": 2.5, "summary": {"train_time_s": 6.0}}) == \
+        "2.5 s here, resumed: 6.0 s of training in all"
     assert time_text({"status": "finished", "seconds": 2.0, "summary": {}}) == "2.0 s"

@@ -89,12 +89,16 @@ def outcome_text(tally: Tally, outcome: dict[str, Any]) -> str:
 def time_text(outcome: dict[str, Any]) -> str:
     """"0.6 s", or for a finished run "0.6 s, 0.04 s of it training": the run's whole time (reading data,
     building, evaluating, saving) beside its ``train_time_s``, the leaderboard's "train s", which a user
-    trial took for the same figure."""
+    trial took for the same figure. A resumed run's ``train_time_s`` counts its earlier training too, which this
+    invocation's time does not ("2.5 s, 6.0 s of it training" read as a part larger than its whole)."""
     whole = f"{outcome.get('seconds', 0):.1f} s"
     training = (outcome.get("summary") or {}).get("train_time_s")
     if outcome["status"] != "finished" or not isinstance(training, int | float) or isinstance(training, bool):
         return whole
-    return f"{whole}, {training:.2g} s of it training" if training < 1 else f"{whole}, {training:.1f} s of it training"
+    shown = f"{training:.2g}" if training < 1 else f"{training:.1f}"
+    if training > outcome.get("seconds", 0):  # resumed: train_time_s counts the earlier invocations' training too
+        return f"{whole} here, resumed: {shown} s of training in all"
+    return f"{whole}, {shown} s of it training"
 
 
 class PlainDisplay:

@@ -186,8 +186,12 @@ def parse_target(text: str | None, loss: str | None = None) -> dict[str, Any] | 
     except ValueError:
         number = math.nan
     if not sep or not key.startswith("val_") or not math.isfinite(number):
+        split, _, name = key.partition("_")
+        # a target is watched as training runs, on the validation split: test_ and train_ values come at the end
+        hint = (f"; did you mean val_{name}={value.strip()}? (a target is watched on the validation split as the run "
+                "trains)" if sep and split in ("test", "train") and name and math.isfinite(number) else "")
         raise ConfigError(f"--target expects val_<metric>=<number> (e.g. val_accuracy=0.9 or val_loss=0.3); "
-                          f"got '{text}'")
+                          f"got '{text}'{hint}")
     bounds = metric_range(key)
     if bounds is not None and not bounds[0] <= number <= bounds[1]:
         low, high = bounds
