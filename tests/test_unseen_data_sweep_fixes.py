@@ -236,11 +236,16 @@ def test_targets_of_several_columns_are_judged_per_column_and_the_column_is_name
     warn_if_raw_scale_targets(_regression(torch.stack([unit, large], dim=1)), build_loss("mse"), False)
     expected = np.array([float(large.double().mean()), float(large.double().std())])
     err = capsys.readouterr().err
-    assert (f"the regression targets are large (column 1 of 2: mean {expected[0]:.4g}, std {expected[1]:.4g}) "
+    # counted from 1, as a user counts (it said "column 1 of 2", 0-based, of this second column)
+    assert (f"the regression targets are large (column 2 of 2: mean {expected[0]:.4g}, std {expected[1]:.4g}) "
             "and not standardised") in err
+    named = _regression(torch.stack([unit, large], dim=1))
+    named.extras["target_names"] = ["rooms", "price"]  # a CSV's data.target columns
+    warn_if_raw_scale_targets(named, build_loss("mse"), False)
+    assert "the regression targets are large (column 'price', 2 of 2: mean " in capsys.readouterr().err
     mirrored = 120 + 4 * torch.randn(400, generator=generator)
     warn_if_raw_scale_targets(_regression(torch.stack([mirrored, -mirrored], dim=1)), build_loss("mse"), False)
     err = capsys.readouterr().err
-    assert f"(column 0 of 2: mean {float(mirrored.double().mean()):.4g}, std {float(mirrored.double().std()):.4g})" in err
+    assert f"(column 1 of 2: mean {float(mirrored.double().mean()):.4g}, std {float(mirrored.double().std()):.4g})" in err
     warn_if_raw_scale_targets(_regression(torch.stack([unit, 2 * unit], dim=1)), build_loss("mse"), False)
     assert capsys.readouterr().err == ""

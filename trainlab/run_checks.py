@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from trainlab.config_fields import counted, shown_name
+from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.data import Dataset
 from trainlab.data.preprocessing import output_features
 from trainlab.engine.batching import BatchPlan
@@ -533,6 +533,7 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
     y = data.train.y.double().reshape(len(data.train.y), -1)  # one column per target
     means, spreads, _ = column_scales(y)
     fix = input_fixes(data).raw_targets
+    names = data.extras.get("target_names")
     off_scale = targets_off_unit_scale(y)
     if off_scale is not None:
         size, column = off_scale
@@ -544,20 +545,26 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
         mean, spread = float(means[column]), float(spreads[column])
         if reach is not None and abs(mean) > reach and mean ** 2 > UNREACHED_MEAN_SHARE * spread ** 2:
             data.extras[RAW_TARGETS_WARNED] = True  # (trivial_outcome says the fix no second time)
-            warn(f"the regression targets ({_column(column, y)}mean {mean:.4g}, std {spread:.4g}) "
+            warn(f"the regression targets ({_column(column, y, names)}mean {mean:.4g}, std {spread:.4g}) "
                  f"are not standardised, and optimizer '{optimizer['name']}' moves a weight at most about lr per "
                  f"step, so this one-layer model's mean output moves at most {reach:.4g} (lr x steps x (1 + sum of "
                  f"the inputs' |means|) = {lr:g} x {total_steps} x {reach / (lr * total_steps):.4g}) from its "
                  f"start, short of the mean {mean:.4g}; {fix}")
         return
     data.extras[RAW_TARGETS_WARNED] = True
-    warn(f"the regression targets are {size} ({_column(column, y)}mean {float(means[column]):.4g}, std "
+    warn(f"the regression targets are {size} ({_column(column, y, names)}mean {float(means[column]):.4g}, std "
          f"{float(spreads[column]):.4g}) and not standardised, so the model must learn outputs of that size; {fix}")
 
 
-def _column(index: int, y: torch.Tensor) -> str:
-    """``"column 1 of 2: "`` for a target of several columns, else nothing."""
-    return f"column {index} of {y.shape[1]}: " if y.shape[1] > 1 else ""
+def _column(index: int, y: torch.Tensor, names: list[str] | None = None) -> str:
+    """``"column 'price' (2nd of 3): "`` for a target of several columns (``names``: theirs, ``data.target``'s),
+    ``"column 2 of 3: "`` without names (counting from 1, as a user counts them: "column 1" was read as the
+    first where it was the second), else nothing."""
+    if y.shape[1] <= 1:
+        return ""
+    if names and len(names) == y.shape[1]:
+        return f"column {short_repr(str(names[index]))}, {index + 1} of {y.shape[1]}: "
+    return f"column {index + 1} of {y.shape[1]}: "
 
 
 def one_row_stops_batch_norm(model: torch.nn.Module, x: torch.Tensor, training_only: bool = False) -> bool:

@@ -27,7 +27,7 @@ def off_scale_note(y: np.ndarray) -> str | None:
         return None
     size, column = off
     values = y.reshape(len(y), -1)[:, column].astype(np.float64)
-    which = f" (target column {column})" if y.ndim == 2 and y.shape[1] > 1 else ""
+    which = f" (target column {column + 1} of {y.shape[1]})" if y.ndim == 2 and y.shape[1] > 1 else ""  # from 1
     moves = ("moves them too slowly with Adam-like optimizers (steps of about lr whatever the gradient) and makes "
              "SGD diverge (its gradients grow with the targets)" if size == "large" else "moves them too far")
     return (f"the targets are far from unit scale{which}: mean {values.mean():.4g}, std {values.std():.4g} "

@@ -519,6 +519,8 @@ def _prepared(config: DataConfig, raw: RawData, task: str, labels: ClassLabels, 
     train_transform, eval_transform = raw.train_transform, raw.eval_transform
     if raw.fit_transforms is not None:
         train_transform, eval_transform = raw.fit_transforms(prepared[0][0])
+    if raw.target_names and len(raw.target_names) > 1:  # several target columns: messages name them (run_checks)
+        extras = {**extras, "target_names": list(raw.target_names)}
     return Dataset(train=train, val=val, test=test, task=task, num_classes=labels.num_classes,
                    class_names=labels.class_names,
                    train_transform=train_transform, eval_transform=eval_transform, extras=extras,
