@@ -42,6 +42,7 @@ from trainlab.run_checks import RAW_TARGETS_WARNED, column_scales, standardizing
 
 # a mean more than this many standard deviations from 0: outputs that start near 0 must move that far first
 FAR_MEAN_IN_STDS = 3.0
+FEW_ROWS_FOR_R2 = 10  # below this many rows a split's R² (against its own mean) is said to be noise
 SPLITS = ("val", "test")
 
 
@@ -118,5 +119,9 @@ class TrivialOutcome:
         if applies and abs(mean) > FAR_MEAN_IN_STDS * spread and short:
             warn(f"{said}; the training targets (mean {mean:.4g}, std {spread:.4g}) are not standardised, and the "
                  f"outputs, which start near 0, fell short of their mean: {fix}")
+        elif len(target) < FEW_ROWS_FOR_R2:  # linnerud's 3 validation rows: "train longer" after early stopping
+            fraction = "data.val_fraction" if split == "val" else "data.test_fraction"
+            warn(f"{said}, but on {len(target)} rows only, whose own mean is the baseline: an R² of so few rows is "
+                 f"mostly noise; hold out more rows ({fraction}) before reading it")
         else:
             warn(f"{said}; train longer or with another learning rate (trainlab lr-find), or check the features")
