@@ -224,3 +224,20 @@ def test_the_profile_without_a_target_says_no_run_finished_rather_than_a_target_
     assert lines[2] == f"  {'sgd_lr50':<24} inf (no run finished on a task)" and "target missed" not in "".join(lines)
     board["target"] = {"metric": "val_accuracy", "value": 0.9}
     assert profile_lines(board, {})[2] == f"  {'sgd_lr50':<24} inf (a target missed)"
+
+
+def test_verdicts_that_show_no_difference_on_few_seeds_are_said_to_be_no_evidence_of_equality():
+    """29 'indistinguishable' verdicts on 3 seeds, one 7 points below the best, read as 'all equal'."""
+    from trainlab.compare.leaderboard import undetected_note
+
+    entries = [{"vs_best": {"verdict": "best"}}, {"vs_best": {"verdict": "indistinguishable"}},
+               {"vs_best": {"verdict": "indistinguishable"}}]
+    assert undetected_note("bc", entries, 3) == (
+        "task 'bc': no strategy is told apart from the best (p_holm < 0.05) in 2 comparisons on 3 seeds: "
+        "'indistinguishable' means no difference was shown, not that the strategies are equal; 3 seeds and a Holm "
+        "correction over 2 comparisons give the tests little power: run more seeds (--seeds 10) to tell such "
+        "differences apart")
+    assert undetected_note("bc", entries, 10) is None  # enough seeds: the verdicts stand as they are
+    shown = [*entries, {"vs_best": {"verdict": "worse"}}]
+    assert undetected_note("bc", shown, 3) is None  # a difference was shown: the tests had the power for it
+    assert undetected_note("bc", entries[:1], 3) is None  # nothing compared

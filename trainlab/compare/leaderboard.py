@@ -24,6 +24,7 @@ from trainlab.compare.run_record import (
     load_run,
     time_to_target,
 )
+from trainlab.config_fields import counted
 from trainlab.record_paths import absolute_path
 
 ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the best strategy
@@ -327,6 +328,26 @@ def first_place_tie(task: str, entries: list[dict[str, Any]], metric: str, direc
             f"'{ranked[0]['name']}' is ranked first by its place in the strategies file, not by its score")
 
 
+# below this many seeds, a comparison where no strategy is told apart from the best says that this is no
+# evidence of equality (with 3 seeds the exact sign test's smallest p is 0.25, and Holm multiplies by the comparisons)
+FEW_SEEDS_FOR_POWER = 10
+
+
+def undetected_note(task: str, entries: list[dict[str, Any]], seeds: int) -> str | None:
+    """A note where every strategy compared with the best is "indistinguishable" and the comparison ran fewer
+    than :data:`FEW_SEEDS_FOR_POWER` seeds: a user trial read 29 such verdicts, one of them 7 points below the
+    best on 3 seeds, as "all equal". None where some difference was shown, or nothing was compared."""
+    verdicts = [(entry.get("vs_best") or {}).get("verdict") for entry in entries]
+    compared = verdicts.count("indistinguishable")
+    if not compared or seeds >= FEW_SEEDS_FOR_POWER or {"worse", "better"} & set(verdicts):
+        return None
+    return (f"task '{task}': no strategy is told apart from the best (p_holm < {ALPHA}) in "
+            f"{counted(compared, 'comparison')} on {counted(seeds, 'seed')}: 'indistinguishable' means no difference "
+            f"was shown, not that the strategies are equal; {counted(seeds, 'seed')}"
+            f"{f' and a Holm correction over {compared} comparisons' if compared > 1 else ''} give the tests little "
+            f"power: run more seeds (--seeds {FEW_SEEDS_FOR_POWER}) to tell such differences apart")
+
+
 # --------------------------------------------------------------------------- the whole board
 
 def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None = None,
@@ -382,6 +403,8 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
         board["tasks"][task] = {"strategies": entries, "best": best_strategy(entries)}
         if (tie := first_place_tie(task, entries, metric, direction)) is not None:
             board["notes"].append(tie)
+        if (undetected := undetected_note(task, entries, len(seeds))) is not None:
+            board["notes"].append(undetected)
     if len(tasks) > 1:
         board["profile"] = task_profile(board, target)
     return board
