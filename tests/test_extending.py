@@ -245,20 +245,19 @@ def test_a_loss_or_model_that_cuts_the_graph_is_named(project, tmp_path, capsys,
     grad_fn', exit 4, naming neither the loss nor the fix; a model's .detach() the same."""
     (project / "badloss.py").write_text(ROW_LOSS)
     sets = [word for item in overrides for word in ("--set", item)]
-    argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=badloss:anew", "--out",
-            str(tmp_path / "r"), "--quiet", *sets]
-    assert _main_importing("badloss", argv) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "error: loss 'badloss:anew' returned a tensor with no graph back to the model's outputs (requires_grad is "
-        "False: made anew, as torch.tensor(value.item()) does, or .detach()ed): its forward must compute the loss "
-        "from its inputs with torch operations, so that backward() reaches the model (docs/extending.md)"]
-    argv = ["train", str(project / "config.yaml"), "--set", "model={name: badloss:Cut}", "--out",
-            str(tmp_path / "r2"), "--quiet", *sets]
-    assert _main_importing("badloss", argv) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "error: the model's outputs carry no gradient (requires_grad is False) although it has trainable parameters: "
-        "its forward cut the graph (a .detach(), .numpy() or torch.no_grad() in it?), so backward() cannot reach its "
-        "weights"]
+    for index, (culprit, said) in enumerate([
+        ("strategy.loss=badloss:anew",
+         "error: loss 'badloss:anew' returned a tensor with no graph back to the model's outputs (requires_grad is "
+         "False: made anew, as torch.tensor(value.item()) does, or .detach()ed): its forward must compute the loss "
+         "from its inputs with torch operations, so that backward() reaches the model (docs/extending.md)"),
+        ("model={name: badloss:Cut}",
+         "error: the model's outputs carry no gradient (requires_grad is False) although it has trainable "
+         "parameters: its forward cut the graph (a .detach(), .numpy() or torch.no_grad() in it?), so backward() "
+         "cannot reach its weights")]):
+        argv = ["train", str(project / "config.yaml"), "--set", culprit, "--out", str(tmp_path / f"r{index}"),
+                "--quiet", *sets]
+        assert _main_importing("badloss", argv) == 2
+        assert capsys.readouterr().err.splitlines() == [said]
 
 
 FIRST_STEP = ("error: training diverged at step 1: non-finite loss (nan); no checkpoint was written yet; that loss "
