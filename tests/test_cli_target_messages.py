@@ -308,8 +308,8 @@ def test_an_r2_undefined_on_a_one_row_validation_split_is_said_so_by_early_stopp
     assert main(argv) == 0
     printed = capsys.readouterr()
     assert ("warning: early stopping monitors val_r2, which is NaN (undefined) at epoch 1 (R² is undefined on fewer "
-            "than 2 rows or a constant target): no value can improve on it, so the run stops after 2 such "
-            "validations with no best to restore; monitor val_loss, or hold out more validation rows "
+            "than 2 rows or a constant target): if it stays NaN, no value improves on another, and the run stops "
+            "after 2 such validations with no best to restore; monitor val_loss, or hold out more validation rows "
             "(data.val_fraction)") in printed.err.splitlines()
     assert "val_r2 >= 0.9 was not reached (no value of it was a number: undefined on this validation split)" in \
         printed.out + printed.err

@@ -235,8 +235,7 @@ def test_verdicts_that_show_no_difference_on_few_seeds_are_said_to_be_no_evidenc
     assert undetected_note("bc", entries, 3) == (
         "task 'bc': no strategy is told apart from the best (p_holm < 0.05) in 2 comparisons on 3 seeds: "
         "'indistinguishable' means no difference was shown, not that the strategies are equal; 3 seeds and a Holm "
-        "correction over 2 comparisons give the tests little power: run more seeds (--seeds 10) to tell such "
-        "differences apart")
+        "correction over 2 comparisons give the tests little power: 10 seeds or more tell such differences apart")
     assert undetected_note("bc", entries, 10) is None  # enough seeds: the verdicts stand as they are
     shown = [*entries, {"vs_best": {"verdict": "worse"}}]
     assert undetected_note("bc", shown, 3) is None  # a difference was shown: the tests had the power for it

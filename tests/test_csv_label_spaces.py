@@ -105,3 +105,11 @@ def test_space_twins_matches_a_brute_force_reference():
     for _ in range(50):
         cells = list(rng.choice(spellings, size=int(rng.integers(1, 12))))
         assert space_twins(np.array(cells)) == _reference_twins(cells), cells
+
+
+def test_strings_keep_minus_zero_and_zero_apart_as_written(tmp_path):
+    """Reading each distinct cell once (pandas.factorize) took -0.0 for 0.0, equal floats: a category's spelling
+    then hung on which came first in the file."""
+    path = tmp_path / "t.csv"
+    path.write_text("c,y\n0.0,1\n-0.0,0\n1.5,1\n")
+    assert strings(read_table(path), "c").tolist() == ["0.0", "-0.0", "1.5"]

@@ -262,8 +262,8 @@ def test_a_loss_or_model_that_cuts_the_graph_is_named(project, tmp_path, capsys,
 
 FIRST_STEP = ("error: training diverged at step 1: non-finite loss (nan); no checkpoint was written yet; that loss "
               "came before any weight had moved, so no learning rate made it: the model's first outputs or the loss "
-              "did (a loss or model of your own, an initialisation, a division by 0 or a log of 0 in either): check "
-              "them on one batch of the data")
+              "did (an initialisation, inputs or targets too large for float32, a division by 0 or a log of 0 in a "
+              "loss or model of your own): check them on one batch of the data")
 
 
 @pytest.mark.parametrize(("overrides", "code", "says"), [
@@ -282,6 +282,15 @@ def test_a_first_step_that_can_only_fail_names_the_users_code_not_the_lr(project
             *[word for item in overrides for word in ("--set", item)]]
     assert _main_importing("badloss", argv) == code
     assert capsys.readouterr().err.splitlines() == [says]
+
+
+def test_a_loss_made_anew_is_refused_even_where_a_penalty_carries_a_graph(project, tmp_path, capsys):
+    """torch.tensor(loss.item()) beside an l2 penalty trained on the penalty alone, without a word."""
+    (project / "badloss.py").write_text(ROW_LOSS)
+    argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=badloss:anew", "--set",
+            "strategy.regularization.l2=0.01", "--out", str(tmp_path / "r"), "--quiet"]
+    assert _main_importing("badloss", argv) == 2
+    assert "returned a tensor with no graph back to the model's outputs" in capsys.readouterr().err
 
 
 def test_a_loss_without_a_graph_trains_where_the_penalty_carries_one(project, tmp_path, capsys):

@@ -249,3 +249,17 @@ def test_targets_of_several_columns_are_judged_per_column_and_the_column_is_name
     assert f"(column 1 of 2: mean {float(mirrored.double().mean()):.4g}, std {float(mirrored.double().std()):.4g})" in err
     warn_if_raw_scale_targets(_regression(torch.stack([unit, 2 * unit], dim=1)), build_loss("mse"), False)
     assert capsys.readouterr().err == ""
+
+
+def test_the_first_step_advice_keeps_the_datas_scale_and_is_for_a_non_finite_loss_only():
+    """At step 1 no lr made the loss, but targets of 1e22 may (the advice had dropped them), and non-finite
+    weights at step 1 are an lr's (an lr of 1e38 was told 'no learning rate made it')."""
+    from trainlab.run_checks import divergence_advice, diverged_at_first_step
+
+    huge = _regression(1e22 + 1e21 * torch.randn(200, generator=torch.Generator().manual_seed(0)))
+    advice = divergence_advice(huge, standardized_target=False, first_step=True)
+    assert advice.startswith("that loss came before any weight had moved, so no learning rate made it") \
+        and "for the targets: " in advice, advice
+    assert diverged_at_first_step([{"event": "divergence", "step": 1, "problem": "non-finite loss"}])
+    assert not diverged_at_first_step([{"event": "divergence", "step": 1, "problem": "non-finite weights"}])
+    assert not diverged_at_first_step([{"event": "divergence", "step": 2, "problem": "non-finite loss"}])

@@ -85,15 +85,16 @@ FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's ori
 
 # a run whose first step's loss was not finite: computed before any update, so no learning rate made it
 FIRST_STEP_DIVERGED = ("that loss came before any weight had moved, so no learning rate made it: the model's first "
-                       "outputs or the loss did (a loss or model of your own, an initialisation, a division by 0 or a "
-                       "log of 0 in either): check them on one batch of the data")
+                       "outputs or the loss did (an initialisation, inputs or targets too large for float32, a "
+                       "division by 0 or a log of 0 in a loss or model of your own): check them on one batch of the "
+                       "data")
 
 
 def diverged_at_first_step(events: list[dict[str, Any]]) -> bool:
     """Whether the run's divergence (the last of its ``events``) was a non-finite loss at step 1: the loss of the
     weights as built, before any update."""
     last = next((event for event in reversed(events) if event.get("event") == "divergence"), None)
-    return last is not None and last.get("step") == 1 and "non-finite" in str(last.get("problem", ""))
+    return last is not None and last.get("step") == 1 and last.get("problem") == "non-finite loss"
 
 
 def divergence_advice(data: Dataset, standardized_target: bool, clip_grad_norm: float | None = None,
@@ -107,12 +108,12 @@ def divergence_advice(data: Dataset, standardized_target: bool, clip_grad_norm: 
     chose it is not offered again ("try a lower learning rate ('trainlab lr-find')" sent the user in a circle).
     ``first_step``: the loss that was not finite was the run's first step's, before any update
     (:data:`FIRST_STEP_DIVERGED`: a lower lr cannot help; a user's loss NaN on finite outputs was told to try one)."""
-    if first_step:
-        return FIRST_STEP_DIVERGED
     fixes = input_fixes(data)
+    if first_step:  # the lr is no cause: the data's scale, where it is off, still may be
+        fixes = replace(fixes, diverged=FIRST_STEP_DIVERGED)
     if clip_grad_norm is not None:
         fixes = replace(fixes, diverged=fixes.diverged_clipped.format(clip=f"{clip_grad_norm:g}"))
-    if auto_lr is not None:
+    if auto_lr is not None and not first_step:
         clipping = (f"a strategy.clip_grad_norm smaller than the run's {clip_grad_norm:g}" if clip_grad_norm is not None
                     else "gradient clipping (strategy.clip_grad_norm)")
         fixes = replace(fixes, diverged=f"lr: auto chose {auto_lr:.4g} (an LR range test) and the run diverged at it: "
@@ -557,7 +558,7 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
 
 
 def _column(index: int, y: torch.Tensor, names: list[str] | None = None) -> str:
-    """``"column 'price' (2nd of 3): "`` for a target of several columns (``names``: theirs, ``data.target``'s),
+    """``"column 'price', 2 of 3: "`` for a target of several columns (``names``: theirs, ``data.target``'s),
     ``"column 2 of 3: "`` without names (counting from 1, as a user counts them: "column 1" was read as the
     first where it was the second), else nothing."""
     if y.shape[1] <= 1:

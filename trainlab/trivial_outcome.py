@@ -119,9 +119,10 @@ class TrivialOutcome:
         if applies and abs(mean) > FAR_MEAN_IN_STDS * spread and short:
             warn(f"{said}; the training targets (mean {mean:.4g}, std {spread:.4g}) are not standardised, and the "
                  f"outputs, which start near 0, fell short of their mean: {fix}")
-        elif len(target) < FEW_ROWS_FOR_R2:  # linnerud's 3 validation rows: "train longer" after early stopping
-            fraction = "data.val_fraction" if split == "val" else "data.test_fraction"
-            warn(f"{said}, but on {len(target)} rows only, whose own mean is the baseline: an R² of so few rows is "
-                 f"mostly noise; hold out more rows ({fraction}) before reading it")
+        elif len(target) < FEW_ROWS_FOR_R2 and score > -1:
+            # linnerud's 3 validation rows, "train longer" after early stopping: an R² a little below 0 on a few
+            # rows says little (a model far off, R² -1780 on 9 rows, is told as any other)
+            warn(f"{said}, but on {len(target)} rows only, whose own mean is the baseline: an R² a little below 0 on "
+                 f"so few rows is mostly noise; hold out more {split} rows before reading it")
         else:
             warn(f"{said}; train longer or with another learning rate (trainlab lr-find), or check the features")

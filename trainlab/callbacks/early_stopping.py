@@ -47,6 +47,7 @@ class EarlyStopping(Callback):
         # the loss's state at the best epoch, where the loss learns (a learned variance): restored with the
         # weights, so the summary scores the best epoch's model with the loss it was validated with
         self.best_loss_weights: dict[str, torch.Tensor] | None = None
+        self._said_undefined = False  # the warning of a monitor NaN from its first validation, once per fit
 
     def on_train_start(self, view: TrainerView) -> None:
         if view.state.epoch == 0 and view.state.step == 0:
@@ -84,13 +85,15 @@ class EarlyStopping(Callback):
         """One warning at the first validation whose monitored value is NaN with no number before it: the run
         would stop after ``patience`` of them with no best to restore, having said nothing until then (val_r2
         on a 1-row validation split)."""
-        if getattr(self, "_said_undefined", False):
+        if self._said_undefined:
             return
         self._said_undefined = True
         r2 = " (R² is undefined on fewer than 2 rows or a constant target)" if self.monitor.endswith("r2") else ""
-        warn(f"early stopping monitors {self.monitor}, which is NaN (undefined) at epoch {epoch:g}{r2}: no value can "
-             f"improve on it, so the run stops after {counted(self.patience, 'such validation')} with no best to "
-             "restore; monitor val_loss, or hold out more validation rows (data.val_fraction)")
+        other = "monitor val_loss, or " if self.monitor != "val_loss" else ""
+        restore = " with no best to restore" if self.restore_best else ""
+        warn(f"early stopping monitors {self.monitor}, which is NaN (undefined) at epoch {epoch:g}{r2}: if it stays "
+             f"NaN, no value improves on another, and the run stops after {counted(self.patience, 'such validation')}"
+             f"{restore}; {other}hold out more validation rows (data.val_fraction)")
 
     def on_train_end(self, view: TrainerView) -> None:
         if self.restore_best and self.best_weights is not None and view.state.finished:

@@ -125,7 +125,7 @@ class ProgressBar(Callback):
 
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=False,
-                                  console=output_console())
+                                  console=output_console(stderr=True))  # as the log lines: stdout is the results'
         self._progress.start()
         self._task = self._progress.add_task("train", total=view.total_steps, completed=view.state.step, info="")
 

@@ -345,7 +345,7 @@ def undetected_note(task: str, entries: list[dict[str, Any]], seeds: int) -> str
             f"{counted(compared, 'comparison')} on {counted(seeds, 'seed')}: 'indistinguishable' means no difference "
             f"was shown, not that the strategies are equal; {counted(seeds, 'seed')}"
             f"{f' and a Holm correction over {compared} comparisons' if compared > 1 else ''} give the tests little "
-            f"power: run more seeds (--seeds {FEW_SEEDS_FOR_POWER}) to tell such differences apart")
+            f"power: {FEW_SEEDS_FOR_POWER} seeds or more tell such differences apart")
 
 
 # --------------------------------------------------------------------------- the whole board

@@ -414,8 +414,11 @@ def strings(table: CsvTable, name: str) -> np.ndarray:
 
     # each distinct cell once (first seen first, as space_twins orders them), NumPy's strip (C) over them; pandas'
     # .str.strip calls Python's per cell; a missing cell (code -1) picks the "" appended
-    codes, distinct = pd.factorize(table.frame[name], use_na_sentinel=True)
-    cells = pd.Series(distinct, dtype=distinct.dtype).astype("string").to_numpy(dtype=str)
+    series = table.frame[name]
+    if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        series = series.astype("string")  # numbers as text first: factorize takes -0.0 for 0.0 (equal floats)
+    codes, distinct = pd.factorize(series, use_na_sentinel=True)
+    cells = pd.Series(distinct, dtype=object).astype("string").to_numpy(dtype=str)
     stripped = np.char.strip(cells)
     _warn_space_twins(table, name, cells, stripped)
     read = np.where(np.isin(stripped, MISSING), "", stripped)  # ' NA ' too, as the wide path reads it

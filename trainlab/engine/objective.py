@@ -101,8 +101,9 @@ class Objective:
         penalty = self.penalty(model) if self.penalised else None
         terms = (Terms(data_loss, {"loss": data_loss}) if penalty is None
                  else Terms(data_loss + penalty, {"loss": data_loss, "penalty": penalty}))
-        # what backward() takes is the total: a loss of 0 without a graph on some batch (new_zeros(())) still
-        # trains the penalised weights
-        if not terms.total.requires_grad and torch.is_grad_enabled():
+        # a data loss without a graph: refused, but for a 0 made anew (new_zeros(()) on a batch with nothing to
+        # score) beside a penalty, which carries the graph of the total backward() takes
+        if not data_loss.requires_grad and torch.is_grad_enabled() and \
+                (not terms.total.requires_grad or float(data_loss) != 0.0):
             refuse_unreduced(data_loss, self.loss, output)
         return terms
