@@ -117,3 +117,51 @@ def test_parallel_coordinates_axes_name_each_key_apart():
     other = optuna.visualization.plot_parallel_coordinate(study)
     assert readable_axes(other, ["model.hidden"]) is other and list(other.layout.xaxis.ticktext)[3] == \
         "strategy.optimize..."  # laid out otherwise than the keys given: left as it is
+
+
+def test_a_step_that_does_not_divide_the_range_is_one_warning_and_optuna_says_nothing(capsys):
+    """Optuna's own UserWarning (a site-packages path and a source line) came once per trial, under --quiet too."""
+    import warnings
+
+    import optuna
+
+    from trainlab.tune.space import _parse_param
+
+    param = _parse_param("strategy.optimizer.lr", {"low": 0.001, "high": 0.1, "step": 0.03})
+    assert (param.low, param.high) == (0.001, 0.091)  # Optuna's grid: 0.001 + 3 x 0.03
+    assert capsys.readouterr().err == (
+        "warning: space key 'strategy.optimizer.lr': step 0.03 does not divide high - low (0.1 - 0.001), so its grid "
+        "stops at 0.091, the last point up to high: the range searched is [0.001, 0.091]\n")
+    assert _parse_param("strategy.epochs", {"low": 3, "high": 9, "step": 4}).high == 7
+    capsys.readouterr()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna's "range is not divisible by step" would raise here
+        study.optimize(lambda trial: param.suggest(trial), n_trials=3)
+    assert _parse_param("strategy.optimizer.lr", {"low": 0.0, "high": 0.1, "step": 0.01}).high == 0.1
+    assert capsys.readouterr().err == ""  # a step that divides: nothing said
+
+
+@pytest.mark.parametrize(("key", "spec", "says"), [
+    ("strategy.optimizer.name", {"choices": ["adam", "Adam"]},
+     "'choices' names 'adam' and 'Adam', one component (names are read whatever their case); keep one"),
+    ("strategy.optimizer.lr", {"type": "loguniform", "low": 1e-4, "high": 1.0},
+     "got 'loguniform'; Optuna's loguniform is type: float with log: true here"),
+    ("strategy.optimizer.lr", {"low": 1e-4, "high": 1.0, "q": 0.1}, "unknown field 'q'; did you mean 'step'?"),
+])
+def test_optuna_words_and_case_twins_in_a_space_are_told_trainlabs(key, spec, says):
+    from trainlab.tune.space import _parse_param
+
+    with pytest.raises(ConfigError) as info:
+        _parse_param(key, spec)
+    assert says in str(info.value)
+
+
+def test_optunas_pruner_names_get_trainlabs():
+    from trainlab.arguments import choice
+    from trainlab.tune.study import OPTUNA_PRUNERS, PRUNERS
+
+    for given, meant in (("successive_halving", "hyperband"), ("nop", "none"), ("MedianPruner", "median")):
+        with pytest.raises(ConfigError) as info:
+            choice("--pruner", given, PRUNERS, OPTUNA_PRUNERS)
+        assert f"did you mean '{meant}'?" in str(info.value)

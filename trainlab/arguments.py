@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,12 +82,13 @@ def text(shown: str, value: Any, example: str, none_means: str | None = None) ->
                       f"{got(value, not isinstance(value, str))}")
 
 
-def choice(shown: str, value: Any, choices: Sequence[str]) -> str:
-    """One of ``choices``; a misspelt one gets a did-you-mean."""
+def choice(shown: str, value: Any, choices: Sequence[str], aliases: Mapping[str, str] | None = None) -> str:
+    """One of ``choices``; a misspelt one gets a did-you-mean, another tool's name for one (``aliases``:
+    Optuna's ``successive_halving`` for ``hyperband``) that choice."""
     if isinstance(value, str) and value in choices:
         return value
     if isinstance(value, str):
-        raise ConfigError(f"{shown} '{value}' is unknown{did_you_mean(value, list(choices))} "
+        raise ConfigError(f"{shown} '{value}' is unknown{did_you_mean(value, list(choices), aliases)} "
                           f"(valid: {', '.join(choices)})")
     raise ConfigError(f"{shown} must be one of {', '.join(choices)}; {got(value)}")
 

@@ -36,12 +36,21 @@ from trainlab.config import validate
 from trainlab.config_errors import NUMBER_WORDING
 from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError
+from trainlab.notices import warn
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean, value_hint
 from trainlab.tune.arguments import named
 from trainlab.yaml_files import flow_yaml, load_yaml_file
 
 SPEC_FIELDS = ["low", "high", "log", "step", "choices", "when", "type"]
+# the keys whose string values name a registered component, read whatever their case (registry.Registry.get)
+CASELESS_KEYS = frozenset({"name", "loss", "schedule", "init", "source"})
+# Optuna's distribution names (its suggest_* and the old distributions), said as trainlab's fields
+OPTUNA_TYPES = {"loguniform": "type: float with log: true", "uniform": "type: float",
+                "discrete_uniform": "type: float with step", "discreteuniform": "type: float with step",
+                "int_uniform": "type: int", "intuniform": "type: int", "int_log_uniform": "type: int with log: true",
+                "intloguniform": "type: int with log: true", "suggest_float": "type: float",
+                "suggest_int": "type: int", "suggest_categorical": "choices: [...]"}
 TYPES = ["float", "int", "categorical"]
 # how the config refuses a number with a fractional part where it takes whole numbers: pydantic's int_from_float
 # as config_errors words it (also a component's int option, a schedule's, a model's size: "must be a whole
@@ -206,7 +215,7 @@ def _parse_param(key: str, spec: Any) -> Param:
                           f"or {{choices: [a, b]}}; got {spec!r}")
     for name in spec:
         if name not in SPEC_FIELDS:
-            hint = did_you_mean(str(name), SPEC_FIELDS)
+            hint = did_you_mean(str(name), SPEC_FIELDS, {"q": "step"})  # Optuna's old discretisation step
             if not hint and isinstance(spec[name], Mapping):  # a section written nested: say its dotted key
                 dotted, inner = f"{key}.{name}", spec[name]
                 while isinstance(inner, Mapping) and len(inner) == 1 and not set(inner) & set(SPEC_FIELDS):
@@ -216,7 +225,9 @@ def _parse_param(key: str, spec: Any) -> Param:
             raise ConfigError(f"space key '{key}': unknown field '{name}'{hint} (valid: {', '.join(SPEC_FIELDS)})")
     kind = spec.get("type")
     if kind is not None and kind not in TYPES:
-        raise ConfigError(f"space key '{key}': type must be one of {', '.join(TYPES)}; got {kind!r}{value_hint(kind, TYPES)}")
+        optuna = OPTUNA_TYPES.get(str(kind).casefold()) if isinstance(kind, str) else None
+        hint = f"; Optuna's {kind} is {optuna} here" if optuna else value_hint(kind, TYPES)
+        raise ConfigError(f"space key '{key}': type must be one of {', '.join(TYPES)}; got {kind!r}{hint}")
     when = _parse_when(key, spec.get("when"))
     if "choices" in spec:
         extra = [name for name in ("low", "high", "log", "step") if name in spec]
@@ -229,6 +240,12 @@ def _parse_param(key: str, spec: Any) -> Param:
         encoded = [encode_choice(c) for c in choices]
         if len(set(map(json.dumps, encoded))) != len(encoded):
             raise ConfigError(f"space key '{key}': 'choices' repeats a value; got {choices!r}")
+        if key.rpartition(".")[2] in CASELESS_KEYS:  # a component's name: Adam is adam
+            folded = [c.casefold() if isinstance(c, str) else c for c in choices]
+            twin = next((c for i, c in enumerate(choices) if folded.index(folded[i]) != i), None)
+            if twin is not None:
+                raise ConfigError(f"space key '{key}': 'choices' names {choices[folded.index(twin.casefold())]!r} "
+                                  f"and {twin!r}, one component (names are read whatever their case); keep one")
         return Param(key, "categorical", choices=tuple(choices), when=when)
     if kind == "categorical":
         raise ConfigError(f"space key '{key}': type categorical needs 'choices'")
@@ -268,7 +285,25 @@ def _parse_param(key: str, spec: Any) -> Param:
         if log and (kind == "float" or step != 1):
             raise ConfigError(f"space key '{key}': 'log' and 'step' cannot be combined (Optuna samples a "
                               "log range continuously); drop one")
+        high = _grid_high(key, low, high, step)
     return Param(key, kind, low, high, log, step, when=when, int_inferred=inferred and kind == "int")
+
+
+def _grid_high(key: str, low: float | int, high: float | int, step: float | int) -> float | int:
+    """``high`` moved down to the last point of the grid low, low + step, ... where ``step`` does not divide
+    high - low, with one warning: Optuna moves it so itself, with a UserWarning of its own (a file path and a
+    source line) once per trial, under --quiet too. Computed as Optuna does (decimal arithmetic on the numbers
+    as written), so that the grid it is given divides exactly."""
+    import decimal
+
+    span, grid = decimal.Decimal(str(high)) - decimal.Decimal(str(low)), decimal.Decimal(str(step))
+    if span % grid == 0:
+        return high
+    moved = (span // grid) * grid + decimal.Decimal(str(low))
+    moved_high = int(moved) if isinstance(high, int) else float(moved)
+    warn(f"space key '{key}': step {step:g} does not divide high - low ({high:g} - {low:g}), so its grid stops at "
+         f"{moved_high:g}, the last point up to high: the range searched is [{low:g}, {moved_high:g}]")
+    return moved_high
 
 
 def _parse_when(key: str, when: Any) -> dict[str, tuple[Any, ...]]:

@@ -97,6 +97,11 @@ STUDY_RECORDS = (JOURNAL_NAME, STUDY_MARKER)  # what makes --out an earlier stud
 # RESULT_FILES (trainlab.tune.results): what a study writes in --out beside its records and its trials/ and
 # refit/ folders; an --out of no study that holds one is the user's, and refused (prepare)
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
+# Optuna's pruner names a user of it types: its SuccessiveHalvingPruner is what hyperband runs brackets of,
+# NopPruner prunes nothing
+OPTUNA_PRUNERS = {"successive_halving": "hyperband", "successivehalving": "hyperband", "sha": "hyperband",
+                  "nop": "none", "noppruner": "none", "medianpruner": "median", "hyperbandpruner": "hyperband",
+                  "wilcoxonpruner": "wilcoxon"}
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
 
@@ -154,7 +159,7 @@ class TuneSettings:
                                       none_means="Optuna's journal file in out"),
             "study_name": arguments.text(named("study_name"), self.study_name, "'mnist1d'",
                                          none_means="trainlab-<base file stem>"),
-            "pruner": arguments.choice(named("pruner"), self.pruner, PRUNERS),
+            "pruner": arguments.choice(named("pruner"), self.pruner, PRUNERS, OPTUNA_PRUNERS),
             "timeout_s": arguments.seconds(named("timeout_s"), self.timeout_s, "no time limit"),
             "seed": arguments.whole(named("seed"), self.seed, least=0, below=tune_arguments.SEED_LIMIT),
             "refit_seeds": arguments.whole(named("refit_seeds"), self.refit_seeds, least=0,
