@@ -165,3 +165,22 @@ def test_optunas_pruner_names_get_trainlabs():
         with pytest.raises(ConfigError) as info:
             choice("--pruner", given, PRUNERS, OPTUNA_PRUNERS)
         assert f"did you mean '{meant}'?" in str(info.value)
+
+
+def test_a_study_folder_whose_journal_lost_its_study_is_refused_not_numbered_over(tmp_path, capfd, monkeypatch):
+    """An emptied study.journal started a new study from trial 0 over the old trials/<n> folders: every reused
+    number failed ('output folder ... already exists', naming an --overwrite tune has not)."""
+    base, space = write(tmp_path)
+    out = tmp_path / "out"
+    assert main(["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(out)]) == 0
+    results = (out / "trials.csv").read_bytes()
+    (out / "study.journal").write_text("")
+    from trainlab.tune import storage
+
+    monkeypatch.setattr(storage, "_STORAGES", {})  # as a new process opens it (this one's holds the old study)
+    capfd.readouterr()
+    assert main(["tune", str(base), "--space", str(space), "--trials", "2", "--out", str(out)]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith(f"error: {out} holds the run folders of 1 trials ({out / 'trials'}/0...) of a study its "
+                          "storage does not have (study 'trainlab-base'; "), err
+    assert (out / "trials.csv").read_bytes() == results and (out / "study.journal").read_text() == ""

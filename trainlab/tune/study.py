@@ -226,12 +226,27 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> 
     try:
         study = optuna.load_study(study_name=settings.name, storage=storage, pruner=build_pruner(settings.pruner))
     except KeyError:  # Optuna's "no such study": this command creates it
+        _refuse_orphan_trials(settings)
         study = _create_study(settings, storage)
     refuse_another_metric(study, settings)  # the metric decides the direction unless --direction is given
     if study.direction.name.lower() != settings.direction:
         raise ConfigError(f"study '{settings.name}' exists and is to {study.direction.name.lower()}; "
                           f"--direction {settings.direction} needs a new study: {new_study_advice(settings)}")
     return study
+
+
+def _refuse_orphan_trials(settings: TuneSettings) -> None:
+    """Refuse to create the study where ``out`` already holds trial run folders (``trials/<n>``): a study its
+    storage no longer has (a journal emptied or lost, another --storage or --study-name). A new study numbers
+    its trials from 0 again, and each one whose folder is taken failed ("output folder ... already exists"),
+    10 of 12 trials in a user trial, over the old study's results."""
+    folder = settings.out / "trials"
+    taken = sorted((p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=int) \
+        if folder.is_dir() else []
+    if taken:
+        raise ConfigError(f"{settings.out} holds the run folders of {len(taken)} trials ({folder}/{taken[0]}...) of a "
+                          f"study its storage does not have (study '{settings.name}'; an emptied or lost journal, "
+                          "another --storage or --study-name?): restore that storage, or tune into another --out")
 
 
 def _create_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> optuna.Study:
