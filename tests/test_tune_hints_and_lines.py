@@ -181,6 +181,6 @@ def test_a_study_folder_whose_journal_lost_its_study_is_refused_not_numbered_ove
     capfd.readouterr()
     assert main(["tune", str(base), "--space", str(space), "--trials", "2", "--out", str(out)]) == 2
     err = capfd.readouterr().err
-    assert err.startswith(f"error: {out} holds the run folders of 1 trials ({out / 'trials'}/0...) of a study its "
+    assert err.startswith(f"error: {out} holds the run folders of 1 trial ({out / 'trials'}/0) of a study its "
                           "storage does not have (study 'trainlab-base'; "), err
     assert (out / "trials.csv").read_bytes() == results and (out / "study.journal").read_text() == ""

@@ -40,6 +40,7 @@ from optuna.trial import TrialState
 from trainlab import arguments
 from trainlab.compare.metric_keys import stand_in
 from trainlab.config import read_yaml, validate
+from trainlab.config_fields import counted
 from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError, cannot
@@ -244,7 +245,8 @@ def _refuse_orphan_trials(settings: TuneSettings) -> None:
     taken = sorted((p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=int) \
         if folder.is_dir() else []
     if taken:
-        raise ConfigError(f"{settings.out} holds the run folders of {len(taken)} trials ({folder}/{taken[0]}...) of a "
+        raise ConfigError(f"{settings.out} holds the run folders of {counted(len(taken), 'trial')} ({folder}/{taken[0]}"
+                          f"{'...' if len(taken) > 1 else ''}) of a "
                           f"study its storage does not have (study '{settings.name}'; an emptied or lost journal, "
                           "another --storage or --study-name?): restore that storage, or tune into another --out")
 
