@@ -18,7 +18,12 @@ from trainlab.errors import ConfigError, DataError
 from trainlab.inference import refuse_gone_checkpoint, run_config_path
 from trainlab.notices import evaluating_split, warn
 from trainlab.records import read_record_text
-from trainlab.run_records import LABELS_RECORD, check_record_digests, load_trained_config
+from trainlab.run_records import (
+    LABELS_RECORD,
+    check_record_digests,
+    load_trained_config,
+    recorded_class_names,
+)
 from trainlab.run_resume import warn_if_data_changed
 from trainlab.run_weights import load_trained_state, read_trained_state
 
@@ -43,12 +48,8 @@ def _refuse_other_classes(path: Path, now: list[str] | None) -> None:
     """Refuse evaluating a run on data whose classes ``now`` (the dataset built from it) are not those its
     labels.json names: a label added to the data since training made the model built for it one output wider,
     and loading the weights failed as if the run's model.safetensors were another run's."""
-    labels = read_record_text(path / LABELS_RECORD) if (path / LABELS_RECORD).is_file() else None
-    try:
-        trained = json.loads(labels).get("class_names") if labels is not None else None
-    except (ValueError, AttributeError, RecursionError):
-        return  # check_record_digests vouched for the file; a record of another shape is inference's to refuse
-    if not isinstance(trained, list) or now is None or list(now) == trained:
+    trained = recorded_class_names(path)  # None without a labels.json (regression) or of another shape
+    if trained is None or now is None or list(now) == trained:
         return
     added, dropped = [c for c in now if c not in trained], [c for c in trained if c not in now]
     change = "; ".join(part for part in (

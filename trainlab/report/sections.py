@@ -387,9 +387,8 @@ def figures_table(page: Page, entries: Sequence[Mapping[str, Any]]) -> None:
         row = [wrapped(str(entry.get("name")))]
         for key in keys:
             stats = (entry.get("metrics") or {}).get(key) or {}
-            ci = stats.get("ci95")
-            interval = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci and None not in ci else ""
-            row.append(f"{fmt(stats.get('mean'))}{interval}")
+            interval = _interval_text(stats, method=False)
+            row.append(fmt(stats.get("mean")) + ("" if interval == "–" else f" {interval}"))
         if val_metric:
             row.append(fmt((converged.get("best_val_epoch") or {}).get("median")))
         rows.append(row)
@@ -409,13 +408,14 @@ def _value_count(stats: Mapping[str, Any]) -> str:
     return str(len([v for v in stats.get("values") or [] if v is not None]))
 
 
-def _interval_text(stats: Mapping[str, Any]) -> str:
-    """The table's 95% CI cell: ``[lo, hi] t`` (its ``ci_method``); an en dash where there is no interval
-    (fewer than two finished seeds), with no method named for it."""
+def _interval_text(stats: Mapping[str, Any], method: bool = True) -> str:
+    """The table's 95% CI cell: ``[lo, hi] t`` (its ``ci_method``, with ``method``); an en dash where there is
+    no interval (fewer than two finished seeds), with no method named for it."""
     ci = stats.get("ci95")
     if not ci or None in ci:
         return "–"
-    return f"[{fmt(ci[0])}, {fmt(ci[1])}] {stats.get('ci_method') or ''}".rstrip()
+    named = (stats.get("ci_method") or "") if method else ""
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}] {named}".rstrip()
 
 
 def _failures_note(page: Page, entries: Sequence[Mapping[str, Any]]) -> None:

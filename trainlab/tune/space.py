@@ -230,23 +230,7 @@ def _parse_param(key: str, spec: Any) -> Param:
         raise ConfigError(f"space key '{key}': type must be one of {', '.join(TYPES)}; got {kind!r}{hint}")
     when = _parse_when(key, spec.get("when"))
     if "choices" in spec:
-        extra = [name for name in ("low", "high", "log", "step") if name in spec]
-        if extra or kind not in (None, "categorical"):
-            raise ConfigError(f"space key '{key}': 'choices' cannot be combined with "
-                              f"'{extra[0] if extra else 'type: ' + str(kind)}'")
-        choices = spec["choices"]
-        if not isinstance(choices, list) or not choices:
-            raise ConfigError(f"space key '{key}': 'choices' must be a non-empty list; got {choices!r}")
-        encoded = [encode_choice(c) for c in choices]
-        if len(set(map(json.dumps, encoded))) != len(encoded):
-            raise ConfigError(f"space key '{key}': 'choices' repeats a value; got {choices!r}")
-        if key.rpartition(".")[2] in CASELESS_KEYS:  # a component's name: Adam is adam
-            folded = [c.casefold() if isinstance(c, str) else c for c in choices]
-            twin = next((c for i, c in enumerate(choices) if folded.index(folded[i]) != i), None)
-            if twin is not None:
-                raise ConfigError(f"space key '{key}': 'choices' names {choices[folded.index(twin.casefold())]!r} "
-                                  f"and {twin!r}, one component (names are read whatever their case); keep one")
-        return Param(key, "categorical", choices=tuple(choices), when=when)
+        return _parse_choices(key, spec, kind, when)
     if kind == "categorical":
         raise ConfigError(f"space key '{key}': type categorical needs 'choices'")
     missing = [name for name in ("low", "high") if name not in spec]
@@ -277,16 +261,44 @@ def _parse_param(key: str, spec: Any) -> Param:
     if log and low <= 0:
         raise ConfigError(f"space key '{key}': log needs low > 0; got low={low}")
     if step is not None:
-        if step <= 0:
-            raise ConfigError(f"space key '{key}': step must be > 0; got {step}")
-        if high > low and step - (high - low) > 1e-9 * max(abs(high), abs(low), 1.0):  # float rounding aside
-            raise ConfigError(f"space key '{key}': step ({step}) is larger than high - low ({high - low}), so the "
-                              "key would take one value; use a smaller step")
-        if log and (kind == "float" or step != 1):
-            raise ConfigError(f"space key '{key}': 'log' and 'step' cannot be combined (Optuna samples a "
-                              "log range continuously); drop one")
-        high = _grid_high(key, low, high, step)
+        high = _grid_high(key, low, high, _checked_step(key, kind, low, high, step, log))
     return Param(key, kind, low, high, log, step, when=when, int_inferred=inferred and kind == "int")
+
+
+def _parse_choices(key: str, spec: Mapping[str, Any], kind: Any, when: dict[str, tuple[Any, ...]]) -> Param:
+    """A ``choices`` key: a non-empty list of distinct values, nothing of a range beside it; a component's name
+    (:data:`CASELESS_KEYS`) not given twice in two cases."""
+    extra = [name for name in ("low", "high", "log", "step") if name in spec]
+    if extra or kind not in (None, "categorical"):
+        raise ConfigError(f"space key '{key}': 'choices' cannot be combined with "
+                          f"'{extra[0] if extra else 'type: ' + str(kind)}'")
+    choices = spec["choices"]
+    if not isinstance(choices, list) or not choices:
+        raise ConfigError(f"space key '{key}': 'choices' must be a non-empty list; got {choices!r}")
+    encoded = [encode_choice(c) for c in choices]
+    if len(set(map(json.dumps, encoded))) != len(encoded):
+        raise ConfigError(f"space key '{key}': 'choices' repeats a value; got {choices!r}")
+    if key.rpartition(".")[2] in CASELESS_KEYS:  # a component's name: Adam is adam
+        folded = [c.casefold() if isinstance(c, str) else c for c in choices]
+        twin = next((c for i, c in enumerate(choices) if folded.index(folded[i]) != i), None)
+        if twin is not None:
+            raise ConfigError(f"space key '{key}': 'choices' names {choices[folded.index(twin.casefold())]!r} "
+                              f"and {twin!r}, one component (names are read whatever their case); keep one")
+    return Param(key, "categorical", choices=tuple(choices), when=when)
+
+
+def _checked_step(key: str, kind: str, low: float | int, high: float | int, step: float | int,
+                  log: bool) -> float | int:
+    """``step`` when it is > 0, no larger than the range, and not beside ``log`` (but an int's step of 1)."""
+    if step <= 0:
+        raise ConfigError(f"space key '{key}': step must be > 0; got {step}")
+    if high > low and step - (high - low) > 1e-9 * max(abs(high), abs(low), 1.0):  # float rounding aside
+        raise ConfigError(f"space key '{key}': step ({step}) is larger than high - low ({high - low}), so the "
+                          "key would take one value; use a smaller step")
+    if log and (kind == "float" or step != 1):
+        raise ConfigError(f"space key '{key}': 'log' and 'step' cannot be combined (Optuna samples a "
+                          "log range continuously); drop one")
+    return step
 
 
 def _grid_high(key: str, low: float | int, high: float | int, step: float | int) -> float | int:
