@@ -304,7 +304,7 @@ def test_the_divergence_advice_names_a_far_feature_by_its_column_name(tmp_path):
 
     from trainlab.config import DataConfig
     from trainlab.data import load_dataset
-    from trainlab.run_checks import divergence_advice
+    from trainlab.divergence_advice import divergence_advice
 
     rng = np.random.default_rng(0)
     rows = ["small,big,city,y"] + [f"{rng.normal():.4f},{50 + 30 * rng.normal():.4f},{'ab'[i % 2]},{rng.normal():.4f}"

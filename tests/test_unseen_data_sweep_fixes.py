@@ -254,12 +254,14 @@ def test_targets_of_several_columns_are_judged_per_column_and_the_column_is_name
 def test_the_first_step_advice_keeps_the_datas_scale_and_is_for_a_non_finite_loss_only():
     """At step 1 no lr made the loss, but targets of 1e22 may (the advice had dropped them), and non-finite
     weights at step 1 are an lr's (an lr of 1e38 was told 'no learning rate made it')."""
-    from trainlab.run_checks import diverged_at_first_step, divergence_advice
+    from trainlab.divergence_advice import diverged_at_first_step, divergence_advice
 
     huge = _regression(1e22 + 1e21 * torch.randn(200, generator=torch.Generator().manual_seed(0)))
     advice = divergence_advice(huge, standardized_target=False, first_step=True)
     assert advice.startswith("that loss came before any weight had moved, so no learning rate made it") \
         and "for the targets: " in advice, advice
+    clipped = divergence_advice(huge, standardized_target=False, clip_grad_norm=1.0, first_step=True)
+    assert clipped == advice  # a clipped run's first step: still no lr made it (the clip's advice replaced it)
     assert diverged_at_first_step([{"event": "divergence", "step": 1, "problem": "non-finite loss"}])
     assert not diverged_at_first_step([{"event": "divergence", "step": 1, "problem": "non-finite weights"}])
     assert not diverged_at_first_step([{"event": "divergence", "step": 2, "problem": "non-finite loss"}])

@@ -42,6 +42,7 @@ from trainlab.code_policy import config_folder_trusted
 from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.data.dataset import Dataset
+from trainlab.divergence_advice import diverged_at_first_step, divergence_advice
 from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
@@ -52,7 +53,7 @@ from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records, record_json_text
 from trainlab.registry import Registry
-from trainlab.run_checks import diverged_at_first_step, divergence_advice, refuse_meta_tensors
+from trainlab.run_checks import refuse_meta_tensors
 from trainlab.run_records import LABELS_RECORD, labels_record
 from trainlab.run_summary import summarize, warn_if_non_finite
 from trainlab.shell_command import command_line

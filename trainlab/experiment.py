@@ -49,6 +49,7 @@ from trainlab.config_fields import path_argument
 from trainlab.config_identity import RUN_IDENTITY, run_identity_hash
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
+from trainlab.divergence_advice import diverged_at_first_step, divergence_advice
 from trainlab.engine import checkpoint
 from trainlab.engine.state import TrainState
 from trainlab.errors import (
@@ -75,7 +76,6 @@ from trainlab.notices import note, warn
 from trainlab.out_of_memory import is_out_of_memory
 from trainlab.preflight import check_components
 from trainlab.records import safe_summary
-from trainlab.run_checks import diverged_at_first_step, divergence_advice
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import (
     DIGESTS_KEY,

@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from trainlab.config_fields import counted, short_repr, shown_name
+from trainlab.config_fields import counted, short_repr
 from trainlab.data import Dataset
-from trainlab.data.preprocessing import output_features
 from trainlab.engine.batching import BatchPlan
 from trainlab.errors import ConfigError, DataError, TrainingError, TrainlabError
 from trainlab.exception_origin import failure_text, raised_by_own_statement
@@ -45,10 +44,10 @@ class InputFixes:
     integer_images: str  # integer images (N, C, H, W) and other integer inputs of more dimensions
     one_feature: str  # 1-D x: each row a single number, which a model of (N, F) rows reads as one long row
     raw_targets: str  # regression targets far from unit scale (warn_if_raw_scale_targets)
-    raw_features: str  # tabular features far from unit scale, named after a divergence (divergence_advice)
+    raw_features: str  # tabular features far from unit scale, named after a divergence (trainlab.divergence_advice)
     final_squash: str  # a final sigmoid / softmax before a loss on logits; {squash} names it (check_probability_outputs)
     no_val: str  # how a run without validation data is said, and what gives it some (warn_if_nothing_validated)
-    diverged: str  # what to try after a run diverged (divergence_advice)
+    diverged: str  # what to try after a run diverged (trainlab.divergence_advice)
     diverged_clipped: str  # ... after a run that clipped at {clip} diverged
 
 
@@ -81,53 +80,6 @@ FIT_FIXES = InputFixes(
                      "clip_grad_norm smaller than the {clip} this run clipped at")
 RAW_TARGETS_WARNED = "raw_targets_warned"  # Dataset.extras: warn_if_raw_scale_targets named the targets' fix
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
-
-
-# a run whose first step's loss was not finite: computed before any update, so no learning rate made it
-FIRST_STEP_DIVERGED = ("that loss came before any weight had moved, so no learning rate made it: the model's first "
-                       "outputs or the loss did (an initialisation, inputs or targets too large for float32, a "
-                       "division by 0 or a log of 0 in a loss or model of your own): check them on one batch of the "
-                       "data")
-
-
-def diverged_at_first_step(events: list[dict[str, Any]]) -> bool:
-    """Whether the run's divergence (the last of its ``events``) was a non-finite loss at step 1: the loss of the
-    weights as built, before any update."""
-    last = next((event for event in reversed(events) if event.get("event") == "divergence"), None)
-    return last is not None and last.get("step") == 1 and last.get("problem") == "non-finite loss"
-
-
-def divergence_advice(data: Dataset, standardized_target: bool, clip_grad_norm: float | None = None,
-                      auto_lr: float | None = None, first_step: bool = False) -> str:
-    """What to try after a run on ``data`` diverged, in the words of its origin (:class:`InputFixes`): a
-    lower lr or clipping, and the likely cause in the data where there is one: regression targets trained
-    as they are and far from unit scale (:func:`targets_off_unit_scale`), else tabular features far from it
-    (:func:`feature_off_unit_scale`), which make the loss's curvature, and so the largest stable lr, large.
-    Where the run clipped already (``clip_grad_norm``), the clipping offered is a smaller norm than that.
-    Where ``lr: auto`` chose the lr (``auto_lr``), the lower lr is to be set by hand: the range test that
-    chose it is not offered again ("try a lower learning rate ('trainlab lr-find')" sent the user in a circle).
-    ``first_step``: the loss that was not finite was the run's first step's, before any update
-    (:data:`FIRST_STEP_DIVERGED`: a lower lr cannot help; a user's loss NaN on finite outputs was told to try one)."""
-    fixes = input_fixes(data)
-    if first_step:  # the lr is no cause: the data's scale, where it is off, still may be
-        fixes = replace(fixes, diverged=FIRST_STEP_DIVERGED)
-    if clip_grad_norm is not None:
-        fixes = replace(fixes, diverged=fixes.diverged_clipped.format(clip=f"{clip_grad_norm:g}"))
-    if auto_lr is not None and not first_step:
-        clipping = (f"a strategy.clip_grad_norm smaller than the run's {clip_grad_norm:g}" if clip_grad_norm is not None
-                    else "gradient clipping (strategy.clip_grad_norm)")
-        fixes = replace(fixes, diverged=f"lr: auto chose {auto_lr:.4g} (an LR range test) and the run diverged at it: "
-                                        f"set the lr yourself, lower (e.g. {auto_lr / 10:.2g}), or try {clipping}")
-    if data.task == "regression" and not standardized_target and targets_off_unit_scale(data.train.y) is not None:
-        return f"{fixes.diverged}; for the targets: {fixes.raw_targets}"
-    feature = feature_off_unit_scale(data.train.x)
-    if feature is not None:
-        column, mean, std = feature
-        names = output_features(data.preprocessing or {}) or []  # one-hot columns after the numeric ones
-        named = f"column {shown_name(names[column])}" if column < len(names) else f"column {column}, counting from 0"
-        return (f"{fixes.diverged}; the features are far from unit scale ({named}: mean {mean:.4g}, "
-                f"std {std:.4g}): {fixes.raw_features}")
-    return fixes.diverged
 
 
 def outlier_remedy(task: str, loss: Any) -> str | None:
@@ -482,7 +434,7 @@ def targets_off_unit_scale(y: torch.Tensor) -> tuple[str, int] | None:
     """How regression targets ``y`` are far from unit scale, as ``(size, column)``: ``"large"`` (a column's
     |mean| or std above :data:`RAW_SCALE`; the largest), ``"tiny"`` (a varying column with both below
     :data:`TINY_SCALE`; the first); None when neither. The test of :func:`warn_if_raw_scale_targets` and of
-    the divergence advice (:func:`divergence_advice`)."""
+    the divergence advice (:func:`trainlab.divergence_advice.divergence_advice`)."""
     if not len(y):
         return None
     _, spreads, scales = column_scales(y.double().reshape(len(y), -1))
