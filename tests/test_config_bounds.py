@@ -145,7 +145,7 @@ def test_aliases_are_unshared_so_a_set_changes_one_place(tmp_path):
     # keys every data source shares: suggested and listed beside the source's own options
     ("data.val_fracton=0.3", ["data source 'synthetic_linear' has no option 'val_fracton'; did you mean 'val_fraction'?",
                               "options: n, seed, n_val, n_test; shared data keys: source, task, val_fraction, "
-                              "test_fraction, split_seed, nan_policy, standardize, standardize_target)"]),
+                              "test_fraction, split_seed, nan_policy, standardize, standardize_target, positive_class)"]),
     ("data.nan_polcy=drop", ["has no option 'nan_polcy'; did you mean 'nan_policy'?"]),
     ("data.standardise=false", ["did you mean 'standardize'?"]),
     ("data.nn=3", ["has no option 'nn'; did you mean 'n'?"]),  # the source's own options still come first

@@ -381,6 +381,11 @@ def _class_label(index: int, class_names: list[str] | None) -> str:
     return f"class {index}" + (f" ({class_names[index]!r})" if named else "")
 
 
+def _class_name(index: int, class_names: list[str] | None) -> str:
+    """Class ``index``'s name as data.positive_class takes it (its index for unnamed labels)."""
+    return class_names[index] if class_names is not None and index < len(class_names) else str(index)
+
+
 def _advise_binary(y: np.ndarray, class_names: list[str] | None = None) -> Advice:
     labels = _labels(y, "binary")
     if labels.max() > 1:
@@ -414,7 +419,8 @@ def _advise_binary(y: np.ndarray, class_names: list[str] | None = None) -> Advic
         f"focal loss as Lin et al. (2017) tuned it: gamma = {FOCAL_GAMMA:g} with alpha = {FOCAL_RARE_ALPHA} on "
         f"the rare class (alpha weights label 1, so alpha = {alpha}); gamma down-weights the many easy "
         "examples, which can sharpen the ranking (watch average_precision), but it does not move the 0.5 "
-        "decision threshold toward the rare class as pos_weight does: choose the threshold on validation data")]
+        "decision threshold toward the rare class as pos_weight does: choose a threshold on held-out rows "
+        "('trainlab predict RUN rows.csv --proba', then --threshold P)")]
     misleading = f"accuracy is misleading: always predicting class {1 - minority_class} scores {1 - minority:.1%}"
     if minority_class == 1:
         metrics = ["f1", "recall", "precision", "average_precision"]
@@ -424,7 +430,7 @@ def _advise_binary(y: np.ndarray, class_names: list[str] | None = None) -> Advic
         metrics_reason = (f"{misleading}; the rare class is {_class_label(0, class_names)}, but f1, recall, "
                           f"precision and average_precision are of {_class_label(1, class_names)}, the majority: "
                           "macro f1, balanced accuracy and the per-class recall and f1 (class 0 first) show the "
-                          "rare class (or relabel the data so that the rare class is 1)")
+                          f"rare class (or set data.positive_class: {_class_name(0, class_names)} to make the rare class 1)")
     return Advice({"name": "bce", "pos_weight": pos_weight}, "binary", reasons, metrics, evidence, alternatives,
                   metrics_reason)
 

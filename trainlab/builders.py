@@ -32,6 +32,7 @@ from trainlab.code_policy import config_folder_trusted
 from trainlab.config import Config, DataConfig
 from trainlab.data import Dataset, load_dataset, users_source
 from trainlab.data.paths import resolve_data_paths
+from trainlab.data.positive_class import warn_if_positive_is_majority
 from trainlab.data.preprocessing import inverse_target
 from trainlab.engine.batching import BatchPlan, TensorBatches, token_lengths
 from trainlab.engine.evaluation import Evaluator
@@ -394,6 +395,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     metric_names = run_metrics(config, data, loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
     warn_if_nothing_validated(config.strategy.eval_every_n_steps, data)
+    warn_if_positive_is_majority(data, metric_names, getattr(loss, "pos_weight", None))
 
     notes["gd_mode"] = gd_mode(batch_size, len(data.train), config.strategy.grad_accum_steps)
     plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps,

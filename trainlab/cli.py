@@ -221,7 +221,8 @@ def _cmd_predict(args) -> int:
     from trainlab.predict_command import predict_command
 
     _check_data_dir(args)
-    text = predict_command(args.run_dir, args.input, out=args.out, proba=args.proba, checkpoint=args.checkpoint)
+    text = predict_command(args.run_dir, args.input, out=args.out, proba=args.proba, checkpoint=args.checkpoint,
+                           threshold=args.threshold)
     if text is None:
         print(f"wrote {args.out}", file=sys.stderr)
     else:

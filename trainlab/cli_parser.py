@@ -253,6 +253,9 @@ def _predict_command(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("-o", "--out", type=path_word, help="CSV file to write (default: print to stdout)")
     predict.add_argument("--proba", action="store_true", help="add one probability column per class")
     predict.add_argument("--checkpoint", metavar="NAME", help=CHECKPOINT_HELP.format(verb="predict with"))
+    predict.add_argument("--threshold", type=real_number, metavar="P",
+                         help="binary and multi-label runs: predict class 1 (a label) where its probability is >= P "
+                              "(default: > 0.5)")
 
 
 def _report_command(commands: argparse._SubParsersAction) -> None:

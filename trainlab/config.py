@@ -66,6 +66,9 @@ class DataConfig(BaseModel):
     # (on for csv and the scikit-learn sets, off for npz and the rest)
     standardize: bool | None = None
     standardize_target: bool = False  # z-score regression targets; metrics stay in original units
+    # binary: the class that is class 1, the positive class of precision/recall/f1 and pos_weight (the
+    # rare one, say); None: the second in sorted order (trainlab.data.positive_class)
+    positive_class: str | Int | None = None
 
     @field_validator("task")
     @classmethod

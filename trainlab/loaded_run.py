@@ -254,9 +254,11 @@ class LoadedRun:
              f"{fitted['mean'][column]:.4g}); predict takes rows preprocessed as the training split was, and these "
              f"look raw: {remedy}")
 
-    def predict(self, x: Any) -> np.ndarray:
+    def predict(self, x: Any, threshold: float | None = None) -> np.ndarray:
         """Predictions: class indices (N,), 0/1 labels (N, L), or regression values in original units
-        (N,) for one target, (N, d) for several.
+        (N,) for one target, (N, d) for several. ``threshold`` (binary and multi-label runs): predict class 1
+        (a label) where its probability (:meth:`predict_proba`) is >= ``threshold``; None: where the logit
+        is > 0 (probability > 0.5). A threshold chosen on held-out rows trades precision against recall.
 
         Args:
             x: the model's inputs, preprocessed as the run's training split was (what :meth:`read`
@@ -280,14 +282,33 @@ class LoadedRun:
                 NaN/inf (it diverged with ``strategy.divergence.policy: off``: :func:`trainlab.inference.load_run` still
                 loads it, for inspection, but it predicts nothing); rows whose outputs are not finite.
         """
-        return self._decisions(self.outputs(x))
+        threshold = self.check_threshold(threshold)
+        return self._decisions(self.outputs(x), threshold)
 
-    def _decisions(self, output: torch.Tensor) -> np.ndarray:
-        """:meth:`predict`'s answer for the model's outputs."""
+    def _decisions(self, output: torch.Tensor, threshold: float | None = None) -> np.ndarray:
+        """:meth:`predict`'s answer for the model's outputs; ``threshold`` (binary, multi-label): class 1 (a
+        label) where its probability is >= ``threshold``, instead of the loss's own rule (logit > 0)."""
         if self.task == "regression":  # as the metrics saw them: the loss's reading (poisson: exp), original units
             values = self._original_units(self.loss.predict(output)).numpy()
             return values.reshape(len(values)) if values.ndim == 2 and values.shape[1] == 1 else values
-        return self.loss.predict(output).numpy()
+        if threshold is None:
+            return self.loss.predict(output).numpy()
+        probabilities = self._probabilities(output)
+        chosen = probabilities[:, 1] if self.task == "binary" else probabilities
+        return (chosen >= threshold).astype(np.int64)
+
+    def check_threshold(self, threshold: float | None) -> float | None:
+        """``threshold`` as :meth:`predict` takes it: None, or a number strictly between 0 and 1 for a binary or
+        multi-label run (a ConfigError otherwise: a multi-class run's argmax has no one threshold)."""
+        if threshold is None:
+            return None
+        if self.task not in ("binary", "multilabel"):
+            raise ConfigError(f"a decision threshold applies to binary and multi-label runs; this run is {self.task} "
+                              "(its prediction is the most probable class)")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+            raise ConfigError(f"the decision threshold must be a probability strictly between 0 and 1; got "
+                              f"{threshold!r}")
+        return float(threshold)
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities (N, K) (binary: K = 2, columns P(class 0), P(class 1)); per-label (N, L).
@@ -364,7 +385,8 @@ class LoadedRun:
         if line is not None:
             raise DataError(line)
 
-    def predict_file(self, path: str | os.PathLike[str] | pd.DataFrame, proba: bool = False) -> pd.DataFrame:
+    def predict_file(self, path: str | os.PathLike[str] | pd.DataFrame, proba: bool = False,
+                     threshold: float | None = None) -> pd.DataFrame:
         """One row per input of ``path`` (in file order) as a ``pandas.DataFrame``.
 
         ``path``: a CSV or npz file like the training data (for a CSV run also a ``pandas.DataFrame``
@@ -374,12 +396,14 @@ class LoadedRun:
         regression; ``prediction_<target column>`` per target for several, ``prediction_<i>`` for unnamed
         targets), for multilabel one 0/1 column per label; with ``proba``, one probability column per class
         named by the class (multilabel: ``proba_<label>``). A class named ``file`` or ``prediction`` keeps its
-        name; the column it would collide with becomes ``image_file`` or ``predicted_class``.
+        name; the column it would collide with becomes ``image_file`` or ``predicted_class``. ``threshold``
+        as for :meth:`predict`.
         """
         import pandas as pd
 
         if proba and self.task == "regression":  # refused before the rows are read (and warned of)
             raise ConfigError("--proba applies to classification runs; this run is a regression")
+        threshold = self.check_threshold(threshold)
         x, row_names = self._read_rows(path)
         self._refuse_nonfinite_weights()
         output = self._forward(self.model_input(x))  # rows the run preprocessed itself: no scaling check
@@ -394,7 +418,7 @@ class LoadedRun:
                 for j, name in enumerate(self._target_names(values.shape[1])):
                     columns[f"prediction_{name}"] = values[:, j]
         elif self.task == "multilabel":
-            decisions = self._decisions(output)
+            decisions = self._decisions(output, threshold)
             for j, name in enumerate(names):
                 columns[name] = decisions[:, j].astype(np.int64)
             if proba:
@@ -402,7 +426,7 @@ class LoadedRun:
                 for j, name in enumerate(names):
                     columns[f"proba_{name}"] = probabilities[:, j]
         else:
-            indices = self._decisions(output)
+            indices = self._decisions(output, threshold)
             label = _free_column(("prediction", "predicted_class"), names)
             columns[label] = [names[int(i)] for i in indices]
             if proba:

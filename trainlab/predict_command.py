@@ -45,10 +45,11 @@ def _check_output(out: str, run_dir: str, input_path: str) -> None:
 
 
 def predict_command(run_dir: str, input_path: str, out: str | None = None, proba: bool = False,
-                    checkpoint: str | None = None) -> str | None:
+                    checkpoint: str | None = None, threshold: float | None = None) -> str | None:
     """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out``, or return the CSV text
     when ``out`` is None (the CLI prints it). ``checkpoint`` (``--checkpoint best``) predicts with the weights of
-    that checkpoint of the run instead of its ``model.safetensors`` (:func:`trainlab.inference.load_run`). A regular or new file is written atomically (its folders are
+    that checkpoint of the run instead of its ``model.safetensors`` (:func:`trainlab.inference.load_run`); ``threshold``
+    (``--threshold 0.2``, binary and multi-label runs) predicts class 1 where its probability is >= it. A regular or new file is written atomically (its folders are
     created, as ``report`` and ``plot`` create theirs; a replaced file keeps its permission bits); a symlink's
     target is written, the link kept (never into a run folder; its folder is not created); a
     device, FIFO or descriptor (``/dev/null``, a named pipe, ``/dev/stdout``) is written through
@@ -63,7 +64,7 @@ def predict_command(run_dir: str, input_path: str, out: str | None = None, proba
 
     if out is not None:
         _check_output(out, run_dir, input_path)
-    table = load_run(run_dir, checkpoint=checkpoint).predict_file(input_path, proba=proba)
+    table = load_run(run_dir, checkpoint=checkpoint).predict_file(input_path, proba=proba, threshold=threshold)
     # %.9g: float32 round-trips; a float64 column (regression in original units) keeps its 17 digits
     wide = any(str(dtype) == "float64" for dtype in table.dtypes)
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.17g" if wide else "%.9g")

@@ -10,6 +10,7 @@ to tensors.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from trainlab.data.labels import (
     read_class_labels,
     warn_classes_absent,
 )
+from trainlab.data.positive_class import positive_index, swapped_labels, swapped_names
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn, warn_of_split
 from trainlab.registry import Registry, value_hint
@@ -514,6 +516,10 @@ def _prepared(config: DataConfig, raw: RawData, task: str, labels: ClassLabels, 
               splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> Dataset:
     """The Dataset of the cleaned, split ``splits`` (training, validation, test): preprocessing fitted on the
     training split and applied to each, the source's transforms (fitted on the training images)."""
+    positive = positive_index(config.positive_class, task, labels.class_names)
+    if positive == 0:  # data.positive_class names the class read as 0: swap the two
+        labels = dataclasses.replace(labels, class_names=swapped_names(labels.class_names))
+        splits = {name: (x, swapped_labels(y), cat) for name, (x, y, cat) in splits.items()}
     fitted, prepared = _preprocess(config, raw, task, labels.class_names, splits)
     train, val, test = (Split(_features(x), targets_tensor(y, task)) for x, y in prepared)
     train_transform, eval_transform = raw.train_transform, raw.eval_transform

@@ -1,0 +1,134 @@
+"""``data.positive_class`` (which binary class is class 1), the warnings of a run that scores or weighs the
+majority as class 1, and ``predict --threshold``, as an imbalanced-data user met them: labels ``fraud``/``ok``
+sort ``fraud`` first, so f1 0.99 was the majority's and ``pos_weight: 30`` weighed the majority up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from trainlab.cli import main
+from trainlab.config import DataConfig, validate
+from trainlab.data import load_dataset
+from trainlab.errors import ConfigError
+from trainlab.experiment import train
+from trainlab.inference import load_run
+
+
+def _fraud_csv(path: Path, n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """Two features; ``fraud`` (about 10% of rows) where x1 + x2 is large."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    label = np.where(x[:, 0] + x[:, 1] > 1.8, "fraud", "ok")
+    table = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "label": label})
+    table.to_csv(path, index=False)
+    return table
+
+
+def _data(path: Path, **options) -> DataConfig:
+    return DataConfig(source="csv", path=str(path), target="label", **options)
+
+
+def test_positive_class_makes_the_named_class_one_in_every_split(tmp_path):
+    table = _fraud_csv(tmp_path / "fraud.csv")
+    plain = load_dataset(_data(tmp_path / "fraud.csv"))
+    chosen = load_dataset(_data(tmp_path / "fraud.csv", positive_class="fraud"))
+    assert plain.class_names == ["fraud", "ok"] and chosen.class_names == ["ok", "fraud"]
+    for split in ("train", "val", "test"):  # the same rows, each label swapped
+        before, after = getattr(plain, split), getattr(chosen, split)
+        assert np.array_equal(before.x.numpy(), after.x.numpy())
+        assert np.array_equal(after.y.numpy(), 1 - before.y.numpy())
+    # class 1 is fraud: as many rows as the file holds (the three splits together)
+    ones = sum(int((getattr(chosen, split).y == 1).sum()) for split in ("train", "val", "test"))
+    assert ones == int((table["label"] == "fraud").sum()) > 0
+    # naming the class that is class 1 already changes nothing
+    same = load_dataset(_data(tmp_path / "fraud.csv", positive_class="ok"))
+    assert same.class_names == ["fraud", "ok"] and np.array_equal(same.train.y.numpy(), plain.train.y.numpy())
+
+
+def test_positive_class_of_unnamed_labels_and_refusals(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 2))
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": (x[:, 0] > 0).astype(int)}).to_csv(tmp_path / "01.csv",
+                                                                                          index=False)
+    zero = load_dataset(_data(tmp_path / "01.csv", positive_class=0))
+    plain = load_dataset(_data(tmp_path / "01.csv"))
+    assert zero.class_names == ["1", "0"] and np.array_equal(zero.train.y.numpy(), 1 - plain.train.y.numpy())
+
+    _fraud_csv(tmp_path / "fraud.csv")
+    with pytest.raises(ConfigError, match=r"data.positive_class 'frud' is not a class of this data \(its classes: "
+                                          r"'fraud', 'ok'\); did you mean 'fraud'\?"):
+        load_dataset(_data(tmp_path / "fraud.csv", positive_class="frud"))
+    three = pd.DataFrame({"a": rng.normal(size=90), "label": ["x", "y", "z"] * 30})
+    three.to_csv(tmp_path / "three.csv", index=False)
+    with pytest.raises(ConfigError, match="chooses class 1 of a binary task, but this data is multiclass"):
+        load_dataset(_data(tmp_path / "three.csv", positive_class="x"))
+
+
+def _run(tmp_path: Path, name: str, data: dict, loss: object = "bce", metrics: list[str] | None = None,
+         epochs: int = 12) -> Path:
+    raw = {"name": name, "seed": 0, "data": data, "model": {"name": "mlp", "hidden": [16]},
+           "strategy": {"loss": loss, "optimizer": {"name": "adam", "lr": 0.02}, "batch_size": 32, "epochs": epochs},
+           "output": {"progress": "off", "checkpoint": {"every_seconds": None}}}
+    if metrics is not None:
+        raw["metrics"] = metrics
+    out = tmp_path / f"run-{name}"
+    train(validate(raw), out=out, quiet=True)
+    return out
+
+
+def test_a_run_warns_when_class_one_is_the_majority_it_scores_or_weighs(tmp_path, capsys):
+    _fraud_csv(tmp_path / "fraud.csv")
+    data = {"source": "csv", "path": str(tmp_path / "fraud.csv"), "target": "label"}
+    _run(tmp_path, "scored", data, metrics=["accuracy", "f1", "roc_auc"], epochs=1)
+    err = capsys.readouterr().err
+    assert "warning: f1 is of class 1 ('ok'), " in err and "set data.positive_class: fraud to make it class 1" in err
+    _run(tmp_path, "weighed", data, loss={"name": "bce", "pos_weight": 30.0}, metrics=["accuracy"], epochs=1)
+    err = capsys.readouterr().err
+    assert "not of the rare class" not in err  # accuracy treats both classes alike
+    y = load_dataset(_data(tmp_path / "fraud.csv")).train.y.numpy()
+    balancing = (y == 0).sum() / (y == 1).sum()  # n_neg / n_pos, with ok as class 1: below 1
+    assert f"strategy.loss.pos_weight 30 weighs class 1 ('ok')" in err and f"pos_weight {balancing:.4g} " in err
+    # the rare class as class 1: nothing to warn of
+    _run(tmp_path, "chosen", {**data, "positive_class": "fraud"}, loss={"name": "bce", "pos_weight": 8.0},
+         metrics=["f1"], epochs=1)
+    err = capsys.readouterr().err
+    assert "not of the rare class" not in err and "deepens the imbalance" not in err
+
+
+def test_predict_threshold_decides_by_probability_and_is_refused_where_it_cannot_apply(tmp_path, capsys):
+    _fraud_csv(tmp_path / "fraud.csv")
+    run_dir = _run(tmp_path, "fraud", {"source": "csv", "path": str(tmp_path / "fraud.csv"), "target": "label",
+                                      "positive_class": "fraud"})
+    new = _fraud_csv(tmp_path / "new.csv", n=300, seed=5).drop(columns="label")
+    run = load_run(run_dir)
+    p_fraud = run.predict_proba(run.preprocess(new))[:, 1]
+    for threshold in (0.1, 0.5, 0.9):
+        decided = run.predict(run.preprocess(new), threshold=threshold)
+        assert np.array_equal(decided, (p_fraud >= threshold).astype(np.int64))
+    low = tmp_path / "low.csv"
+    assert main(["predict", str(run_dir), str(tmp_path / "new.csv"), "--threshold", "0.1", "-o", str(low)]) == 0
+    written = pd.read_csv(low)["prediction"]
+    assert list(written) == ["fraud" if p >= 0.1 else "ok" for p in p_fraud]
+    assert (written == "fraud").sum() > (np.asarray(p_fraud) > 0.5).sum()  # a lower threshold catches more
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), str(tmp_path / "new.csv"), "--threshold", "1.5"]) == 2
+    assert capsys.readouterr().err.strip().endswith("strictly between 0 and 1; got 1.5")
+
+    pd.DataFrame({"a": np.arange(90.0), "label": ["x", "y", "z"] * 30}).to_csv(tmp_path / "three.csv", index=False)
+    three = _run(tmp_path, "three", {"source": "csv", "path": str(tmp_path / "three.csv"), "target": "label"},
+                 loss="cross_entropy", epochs=1)
+    assert main(["predict", str(three), str(tmp_path / "three.csv"), "--threshold", "0.3"]) == 2
+    assert "applies to binary and multi-label runs; this run is multiclass" in capsys.readouterr().err
+
+
+def test_config_records_positive_class(tmp_path):
+    _fraud_csv(tmp_path / "fraud.csv")
+    run_dir = _run(tmp_path, "rec", {"source": "csv", "path": str(tmp_path / "fraud.csv"), "target": "label",
+                                    "positive_class": "fraud"}, epochs=1)
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["positive_class"] == "fraud"
+    assert load_run(run_dir).names() == ["ok", "fraud"]

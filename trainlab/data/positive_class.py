@@ -1,0 +1,86 @@
+"""``data.positive_class``: which of a binary task's two classes is class 1, the positive class.
+
+A binary model outputs P(class 1), and ``precision``, ``recall``, ``f1``, ``average_precision``, bce's
+``pos_weight`` and focal's ``alpha`` are all of class 1. Classes are numbered in their sorted order (string
+labels alphabetically: ``fraud`` < ``ok``), so the class a user means as "positive" (the rare one, say) can
+be class 0. ``positive_class`` names it, and the data is read with the two classes swapped: its rows get
+label 1, the other class's label 0, and the class names are recorded in that order (``['ok', 'fraud']``), so
+predictions, metrics and reports all follow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trainlab.config_fields import short_repr
+from trainlab.errors import ConfigError
+from trainlab.registry import did_you_mean
+
+KEY = "data.positive_class"
+
+
+def positive_index(positive: Any, task: str, class_names: list[str] | None) -> int | None:
+    """The index (0 or 1) of the class ``positive`` names among the data's classes as read (``class_names``,
+    or ``0``/``1`` for unnamed labels); None where ``positive`` is None. A ConfigError (exit 2) for a task
+    that is not binary or a name that is not one of the two classes."""
+    if positive is None:
+        return None
+    if task != "binary":
+        raise ConfigError(f"{KEY} ({short_repr(positive)}) chooses class 1 of a binary task, but this data is "
+                          f"{task}; leave it out (multi-class metrics: f1_macro, recall_per_class)")
+    names = list(class_names) if class_names else ["0", "1"]
+    shown = str(positive)
+    if shown not in names:
+        listed = ", ".join(repr(name) for name in names)
+        raise ConfigError(f"{KEY} {short_repr(positive)} is not a class of this data (its classes: {listed})"
+                          f"{did_you_mean(shown, names)}")
+    return names.index(shown)
+
+
+def swapped_names(class_names: list[str] | None) -> list[str]:
+    """The class names once the two classes are swapped (unnamed labels 0/1 are named by their value)."""
+    first, second = class_names if class_names else ["0", "1"]
+    return [second, first]
+
+
+def swapped_labels(y: np.ndarray) -> np.ndarray:
+    """Binary labels 0/1 with the two classes swapped: 1 - y, of y's dtype."""
+    return (1 - y).astype(y.dtype, copy=False)
+
+
+# the binary metrics that score class 1 alone (roc_auc, accuracy and the macro averages treat both classes alike)
+CLASS_ONE_METRICS = ("precision", "recall", "f1", "average_precision")
+RARE_SHARE = 0.2  # a class below this share of the training rows is rare (trainlab.advisor.MINORITY_FRACTION)
+
+
+def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight: Any = None) -> None:
+    """Binary data whose class 1 is the majority of the training rows: one warning when the run scores class
+    1 alone (:data:`CLASS_ONE_METRICS`) while class 0 is rare (below :data:`RARE_SHARE`), as string labels
+    sorted alphabetically make it (``fraud`` < ``ok``): f1 0.99 is then the majority's; one when bce's
+    ``pos_weight`` (``pos_weight``: the loss's, a tensor or None) is above 1, which weighs that majority up
+    and deepens the imbalance. Both name ``data.positive_class`` as the fix."""
+    from trainlab.notices import warn
+
+    if data.task != "binary" or not len(data.train):
+        return
+    y = np.asarray(data.train.y).reshape(-1)
+    ones = int((y == 1).sum())
+    zeros = len(y) - ones
+    if ones <= zeros:
+        return
+    names = data.class_names or ["0", "1"]
+    share = ones / len(y)
+    fix = f"set {KEY}: {names[0]} to make it class 1"
+    scored = [name for name in metric_names if name in CLASS_ONE_METRICS]
+    if scored and zeros < RARE_SHARE * len(y):
+        warn(f"{', '.join(scored)} {'is' if len(scored) == 1 else 'are'} of class 1 ({names[1]!r}), {share:.1%} of "
+             f"the training rows, not of the rare class {names[0]!r} (class 0; classes are numbered in sorted "
+             f"order): {fix}, or watch f1_macro, balanced_accuracy and f1_per_class")
+    weights = [] if pos_weight is None else np.asarray(pos_weight.detach().cpu() if hasattr(pos_weight, "detach")
+                                                       else pos_weight, dtype=np.float64).reshape(-1)
+    if len(weights) == 1 and weights[0] > 1 and zeros:
+        warn(f"strategy.loss.pos_weight {weights[0]:.4g} weighs class 1 ({names[1]!r}), {share:.1%} of the training "
+             f"rows: the majority, so it deepens the imbalance; pos_weight {zeros / ones:.4g} (n_neg / n_pos) "
+             f"balances the classes, or {fix} (then pos_weight {ones / zeros:.4g})")
