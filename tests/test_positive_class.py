@@ -92,7 +92,7 @@ def test_a_run_warns_when_class_one_is_the_majority_it_scores_or_weighs(tmp_path
     assert "not of the rare class" not in err  # accuracy treats both classes alike
     y = load_dataset(_data(tmp_path / "fraud.csv")).train.y.numpy()
     balancing = (y == 0).sum() / (y == 1).sum()  # n_neg / n_pos, with ok as class 1: below 1
-    assert f"strategy.loss.pos_weight 30 weighs class 1 ('ok')" in err and f"pos_weight {balancing:.4g} " in err
+    assert "strategy.loss.pos_weight 30 weighs class 1 ('ok')" in err and f"pos_weight {balancing:.4g} " in err
     # the rare class as class 1: nothing to warn of
     _run(tmp_path, "chosen", {**data, "positive_class": "fraud"}, loss={"name": "bce", "pos_weight": 8.0},
          metrics=["f1"], epochs=1)
