@@ -245,3 +245,16 @@ def test_an_mnist1d_entry_missing_a_member_is_generated_again(tmp_path, monkeypa
     again = mnist1d(num_samples=100, seed=3)
     assert capsys.readouterr().err.startswith(f"warning: cache file {file} is damaged (no y_test in it)")
     assert np.array_equal(first.x_train, again.x_train) and np.array_equal(first.y_test, again.y_test)
+
+
+def test_a_cache_file_of_other_bytes_is_named_no_npz_not_a_pickle_to_load(tmp_path, capsys):
+    """Text in the cache file: numpy can only read it as a pickle, and its advice to load it with
+    allow_pickle is not repeated (the cache is pickle-free)."""
+    from trainlab.data.cache import read_entry
+
+    file = tmp_path / "entry.npz"
+    file.write_text("garbage")
+    assert read_entry(file, None, None, "it is made again") is None
+    err = capsys.readouterr().err
+    assert err == (f"warning: cache file {file} is damaged (not an .npz archive), so it is not used: it is made "
+                   "again, and the file is rewritten\n")

@@ -65,9 +65,13 @@ def entry_path(name: str, key: dict[str, Any]) -> Path | None:
 
 
 def _why(exc: BaseException) -> str:
-    """A read failure in words: a KeyError's message without the quotes ``str`` adds, else the message or the type."""
+    """A read failure in words: a KeyError's message without the quotes ``str`` adds; for bytes that are neither
+    a zip nor an .npy (which numpy can only read as a pickle, refused), what they are not, not numpy's advice
+    to load them with ``allow_pickle``; else the message or the type."""
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])
+    if "allow_pickle" in str(exc):
+        return "not an .npz archive"
     return str(exc) or type(exc).__name__
 
 
