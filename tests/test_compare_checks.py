@@ -196,6 +196,22 @@ def test_no_finished_run_for_one_shared_reason_says_it_in_the_line(tmp_path: Pat
                          "folder's compare-error.json, summary.json or run.json)")
 
 
+def test_a_strategy_every_run_of_which_its_config_refuses_exits_2_after_ranking_the_rest(tmp_path: Path, capsys):
+    """class_weights of 2 numbers for iris's 3 classes: only the data says so, in the runs; the comparison ranks
+    the other strategy and exits 2 naming the refused one (it was exit 0 with 'all runs failed' in the table)."""
+    code, out = _compare(tmp_path, BASE, {"strategies": {
+        "plain": None, "weighted": {"strategy.loss": {"name": "cross_entropy", "class_weights": [1, 2]}}}})
+    err = capsys.readouterr().err
+    assert code == 2
+    line, = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert line.startswith("error: strategy 'weighted': every run was refused: strategy.loss: cross_entropy: "
+                           "class_weights has 2 entries but the model outputs 3")
+    assert f"the leaderboard, {out / 'leaderboard.json'}, ranks the other strategies" in line
+    board = json.loads((out / "leaderboard.json").read_text())
+    ranked = {e["name"]: e["runs"] for table in board["tasks"].values() for e in table["strategies"]}
+    assert ranked == {"plain": 1, "weighted": 0}
+
+
 def test_a_regression_leaderboard_ranks_lower_is_better_first(tmp_path: Path):
     strategies = parse_strategies({"strategies": {"crawl": {"strategy.optimizer.lr": 1e-5},
                                                   "good": {"strategy.optimizer.lr": 0.3}}})

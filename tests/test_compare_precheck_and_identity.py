@@ -182,15 +182,15 @@ def test_finished_runs_recorded_without_a_thread_count_or_with_another_are_not_t
 
 def test_a_failed_run_is_skipped_as_failed_whatever_the_thread_count(tmp_path: Path, monkeypatch, capsys):
     """Its compare-error.json is matched by the plan's config hash, which holds no thread count of compare's."""
-    nothing = {"strategies": {"base": None,  # (every run failed: exit 4)
+    nothing = {"strategies": {"base": None,  # (every run refused on its config: exit 2, the base's ranked)
                               "none": {"strategy.optimizer.groups": [{"select": "conv_filters", "lr": 0.1}]}}}
     monkeypatch.setattr(runner, "threads_per_worker", lambda jobs: 1)
-    assert _compare(tmp_path, _threadless_base(), nothing)[0] == 0
+    assert _compare(tmp_path, _threadless_base(), nothing)[0] == 2
     error = tmp_path / "out" / "runs" / "base" / "none" / "seed-0" / runner.ERROR_FILE
     written = error.read_bytes()
     monkeypatch.setattr(runner, "threads_per_worker", lambda jobs: 2)
     capsys.readouterr()
-    assert _compare(tmp_path, _threadless_base(), nothing)[0] == 0
+    assert _compare(tmp_path, _threadless_base(), nothing)[0] == 2
     assert "failed in an earlier invocation: skipped" in capsys.readouterr().out
     assert error.read_bytes() == written
 

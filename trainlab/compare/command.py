@@ -44,6 +44,7 @@ from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.outputs import (
     is_comparison_record,
     no_run_finished,
+    refused_strategy,
     say_written,
     write_compare_leaderboard,
     write_report_if_available,
@@ -265,8 +266,9 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     strategies; ``options`` are :func:`compare`'s (seeds, jobs, target, metric, direction, live, quiet, wait,
     show_leaderboard).
 
-    Raises TrainingError (exit 4), once the leaderboard is written, when not one run finished; WriteError
-    (exit 5) as :func:`compare` raises it, first.
+    Raises, once the leaderboard is written: TrainingError (exit 4) when not one run finished, else ConfigError
+    or DataError (exit 2 or 3) for a strategy whose every run was refused alike on its config or data
+    (:func:`~trainlab.compare.outputs.refused_strategy`); WriteError (exit 5) as :func:`compare` raises it, first.
     """
     paths = paths_argument("base_paths", base_paths)
     strategies_path = path_argument(strategies_path, "strategies_path")
@@ -296,6 +298,9 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     error = no_run_finished(board, folder)
     if error:
         raise TrainingError(error)
+    refused = refused_strategy(board, folder)
+    if refused is not None:
+        raise refused
     return board
 
 

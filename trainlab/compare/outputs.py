@@ -20,7 +20,7 @@ from trainlab.compare.leaderboard_output import write_leaderboard
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.precheck import check_metric_found
 from trainlab.compare.run_actions import ERROR_FILE, RunPlan
-from trainlab.errors import WriteError, cannot
+from trainlab.errors import ConfigError, DataError, WriteError, cannot
 from trainlab.notices import warn
 from trainlab.shell_command import command_line
 
@@ -81,6 +81,32 @@ def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
     return (f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed{shared}; the "
             f"reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run folder's "
             f"{ERROR_FILE}, summary.json or run.json)")
+
+
+# a run failed on these is the config's or the data's doing (exit 2 or 3), not the training's
+REFUSALS = {"ConfigError": ConfigError, "DataError": DataError}
+
+
+def refused_strategy(board: dict[str, Any], out: Path) -> ConfigError | DataError | None:
+    """The error for a comparison with a strategy whose every run was refused alike, on its config or its data
+    (``class_weights`` of 2 numbers for 3 classes): a mistake in the strategies file, which the pre-checks
+    could not see without the data, and which would otherwise leave a leaderboard of the other strategies and
+    exit 0. The first such strategy's error (its class decides the exit: 2 or 3), with its reason; None where
+    there is none."""
+    for task, table in board["tasks"].items():
+        for entry in table["strategies"]:
+            reasons = {str(f.get("reason")) for f in entry.get("failures") or []}
+            if entry["runs"] or entry["missing"] or not entry["failed"] or len(reasons) != 1:
+                continue
+            reason = reasons.pop()
+            kind = REFUSALS.get(reason.split(":", 1)[0])
+            if kind is None:
+                continue
+            on_task = f" on task '{task}'" if len(board["tasks"]) > 1 else ""
+            return kind(f"strategy '{entry['name']}'{on_task}: every run was refused: {reason.split(': ', 1)[1]} "
+                        f"(the leaderboard, {out / 'leaderboard.json'}, ranks the other strategies; a changed "
+                        "strategy's runs are trained again)")
+    return None
 
 
 def own_runs(plans: list[RunPlan]) -> list[Path]:
