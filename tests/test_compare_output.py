@@ -90,6 +90,10 @@ def test_without_target_the_profile_says_it_ranks_speed_alone_and_how_to_rank_ti
             "geometric mean of median train_time_s ratios to the fastest") in printed
     assert "to rank the time each strategy takes to reach a quality: --target val_accuracy=0.9" in printed
     assert "ratios to the best" not in printed
+    # the fastest first, whatever the ranking (mini ranks first on accuracy)
+    assert printed.index("  full ") < printed.index("  mini ")
+    by_time = _printed(build_leaderboard(two_tasks, "train_time_s"))
+    assert "on training time, the ranking metric (no --target given)" in by_time and "whatever" not in by_time
 
 
 def test_with_target_the_profile_is_of_the_time_to_reach_it(two_tasks):

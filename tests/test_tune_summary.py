@@ -84,3 +84,14 @@ def test_importances_name_the_conditional_keys_they_leave_out():
     found = importances(study, 0, ["lr", "momentum", "weight_decay"])
     assert found["left_out"]["weight_decay"] == ("conditional: set in 0 of 6 complete trials, and fANOVA assesses "
                                                  "only the keys every complete trial sets")
+
+
+def test_the_summary_says_why_there_are_no_importances():
+    """With 3 complete trials importances.json held only its note; the terminal said nothing of them."""
+    study = optuna.create_study(direction="maximize")
+    for i in range(3):
+        study.add_trial(optuna.create_trial(params={"lr": 0.01 * (i + 1)}, value=float(i),
+                                            distributions={"lr": FloatDistribution(0.0, 1.0)}))
+    found = importances(study, 0)
+    best = {"study": "s", "metric": "val_accuracy", "counts": {"COMPLETE": 3}, **found}
+    assert format_best(best).endswith("importances: none (3 complete trials; importances need at least 4)")

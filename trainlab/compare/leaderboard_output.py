@@ -241,19 +241,24 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
 def profile_lines(board: dict[str, Any], labels: dict[str, str]) -> list[str]:
     """The printed profile: a heading, each strategy's geometric mean ratio (``labels``: the names as the tables
     show them). With ``--target`` it is of the time to reach the target. Without, the heading says plainly that
-    it ranks training time alone, whatever the ranking metric (a fast strategy that learned nothing is 1 there),
-    and a last line says how to rank the time to a quality instead."""
+    it ranks training time alone, whatever the ranking metric (a fast strategy that learned nothing is 1 there;
+    where ``--metric`` is ``train_time_s`` itself, that it is the ranking metric), and a last line says how to
+    rank the time to a quality instead. Strategies are listed from the fastest (ratio 1) up, those without a
+    ratio last."""
     profile, target = board["profile"], board["target"]
     tasks = counted(len(profile["tasks"]), "task")
     if target:
         lines = [f"performance profile over {tasks} (median time to {target['metric']}={target['value']:g}): "
                  "geometric mean of time ratios to the fastest to reach it"]
     else:
-        lines = [f"performance profile over {tasks} on training time alone, whatever {board['metric']} (no "
-                 "--target given): geometric mean of median train_time_s ratios to the fastest"]
+        alone = "on training time, the ranking metric" if board["metric"] == "train_time_s" else \
+            f"on training time alone, whatever {board['metric']}"
+        lines = [f"performance profile over {tasks} {alone} (no --target given): geometric mean of median "
+                 "train_time_s ratios to the fastest"]
     # no ratio: a task where the strategy missed the target, or, without one, where none of its runs finished
     missing = "inf (a target missed)" if target else "inf (no run finished on a task)"
-    for name, ratio in profile["geomean_ratio"].items():
+    ratios = sorted(profile["geomean_ratio"].items(), key=lambda item: (item[1] is None, item[1] or 0.0))
+    for name, ratio in ratios:
         lines.append(f"  {labels.get(name, name):<24} {_fmt(ratio, 3) if ratio is not None else missing}")
     if not target:
         lines.append(f"  to rank the time each strategy takes to reach a quality: --target {target_example(board['metric'])}")

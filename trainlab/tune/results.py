@@ -215,6 +215,8 @@ def format_best(best: dict[str, Any]) -> str:
         if best.get("left_out"):
             line += f" (left out, not set in every complete trial: {', '.join(best['left_out'])})"
         lines.append(line)
+    elif best.get("note"):  # why there are none (too few complete trials, no variance): said, not left silent
+        lines.append(f"importances: none ({best['note']})")
     return "\n".join(lines)
 
 
