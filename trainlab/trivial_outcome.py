@@ -99,7 +99,10 @@ class TrivialOutcome:
                  else "it tells no class apart")
         if self.task == "binary" and index == 1:
             said += f"; f1, precision and recall are of class 1{f' ({name})' if names else ''}, the one predicted"
-        rare = "; or, for a rare class, weigh it in the loss (class_weights; pos_weight for bce)" if majority else ""
+        weighed = next((key for key in ("class_weights", "pos_weight") if getattr(loss, key, None) is not None), None)
+        rare = "" if not majority else \
+            f"; or weigh the rare class more: the loss's {weighed} did not stop it" if weighed else \
+            "; or, for a rare class, weigh it in the loss (class_weights; pos_weight for bce)"
         warn(f"{said}; train longer or with another learning rate (trainlab lr-find){rare}")
 
     def _warn_regression(self, split: str, data: Dataset, loss_name: str, standardized: bool, fix: str) -> None:

@@ -55,12 +55,14 @@ CLASS_ONE_METRICS = ("precision", "recall", "f1", "average_precision")
 RARE_SHARE = 0.2  # a class below this share of the training rows is rare (trainlab.advisor.MINORITY_FRACTION)
 
 
-def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight: Any = None) -> None:
+def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight: Any = None,
+                                 configured: bool = True) -> None:
     """Binary data whose class 1 is the majority of the training rows: one warning when the run scores class
     1 alone (:data:`CLASS_ONE_METRICS`) while class 0 is rare (below :data:`RARE_SHARE`), as string labels
     sorted alphabetically make it (``fraud`` < ``ok``): f1 0.99 is then the majority's; one when bce's
     ``pos_weight`` (``pos_weight``: the loss's, a tensor or None) is above 1, which weighs that majority up
-    and deepens the imbalance. Both name ``data.positive_class`` as the fix."""
+    and deepens the imbalance. Both name the fix: ``data.positive_class`` for a run of a config (``configured``),
+    else (``trainlab.fit``'s arrays) relabelling the rare class 1."""
     from trainlab.notices import warn
 
     if data.task != "binary" or not len(data.train):
@@ -72,7 +74,8 @@ def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight:
         return
     names = data.class_names or ["0", "1"]
     share = ones / len(y)
-    fix = f"set {KEY}: {names[0]} to make it class 1"
+    fix = f"set {KEY}: {names[0]} to make it class 1" if configured else \
+        "relabel it 1 (y = 1 - y, class_names reversed) to make it class 1"
     scored = [name for name in metric_names if name in CLASS_ONE_METRICS]
     if scored and zeros < RARE_SHARE * len(y):
         warn(f"{', '.join(scored)} {'is' if len(scored) == 1 else 'are'} of class 1 ({names[1]!r}), {share:.1%} of "
