@@ -148,6 +148,8 @@ def test_a_step_that_does_not_divide_the_range_is_one_warning_and_optuna_says_no
     ("strategy.optimizer.lr", {"type": "loguniform", "low": 1e-4, "high": 1.0},
      "got 'loguniform'; Optuna's loguniform is type: float with log: true here"),
     ("strategy.optimizer.lr", {"low": 1e-4, "high": 1.0, "q": 0.1}, "unknown field 'q'; did you mean 'step'?"),
+    # two letters swapped: 'log', which difflib rated no closer than 'low'
+    ("strategy.optimizer.lr", {"low": 1e-4, "high": 1.0, "lgo": True}, "unknown field 'lgo'; did you mean 'log'?"),
 ])
 def test_optuna_words_and_case_twins_in_a_space_are_told_trainlabs(key, spec, says):
     from trainlab.tune.space import _parse_param

@@ -42,13 +42,26 @@ def value_hint(value: object, choices: Iterable[object]) -> str:
 def closest_choice(name: str, choices: list[str], aliases: Mapping[str, str] | None = None) -> str | None:
     """The choice ``name`` most likely meant, or None: the choice ``aliases`` gives for ``name`` (another
     framework's name for it, :mod:`trainlab.name_aliases`: ``learning_rate``: ``lr``), else the one choice
-    that differs from ``name`` in letter case only (``Y1``: ``y1``, which difflib rates 0.5), else difflib's
-    closest (similarity 0.6 or more), else the one choice ``name`` abbreviates (:func:`_abbreviated`)."""
+    that differs from ``name`` in letter case only (``Y1``: ``y1``, which difflib rates 0.5), else the one choice
+    ``name`` writes with two neighbouring letters swapped (``lgo``: ``log``, which difflib rates no closer than
+    ``low``), else difflib's closest (similarity 0.6 or more), else the one choice ``name`` abbreviates
+    (:func:`_abbreviated`)."""
     alias = trainlab_name(name, aliases or {})
     twin = case_twin(name, choices)
+    swapped = [choice for choice in choices if _one_swap(name, choice)]
     close = ([alias] if alias in choices else []) or ([twin] if twin is not None else []) \
+        or (swapped if len(swapped) == 1 else []) \
         or difflib.get_close_matches(name, choices, n=1, cutoff=0.6) or _abbreviated(name, choices)
     return close[0] if close else None
+
+
+def _one_swap(name: str, choice: str) -> bool:
+    """Whether ``name`` is ``choice`` with two neighbouring letters swapped (a transposition typo)."""
+    if len(name) != len(choice) or name == choice:
+        return False
+    differ = [i for i, (a, b) in enumerate(zip(name, choice, strict=True)) if a != b]
+    return len(differ) == 2 and differ[1] == differ[0] + 1 and name[differ[0]] == choice[differ[1]] \
+        and name[differ[1]] == choice[differ[0]]
 
 
 def case_twin(name: str, choices: Iterable[str]) -> str | None:
