@@ -189,7 +189,7 @@ def test_no_finished_run_for_one_shared_reason_says_it_in_the_line(tmp_path: Pat
     base = {**BASE, "data": {"source": "csv", "path": str(tmp_path / "table.csv"), "target": "y"}}
     code, out = _compare(tmp_path, base, {"strategies": {"a": None, "b": {"strategy.optimizer.lr": 0.02}}})
     line = _one_error_line(capsys)
-    assert code == 4
+    assert code == 3  # the data's doing, one reason for every run: exit 3 as train's (a review: it was 4)
     assert line.startswith("error: no run finished: 2 of 2 runs failed, all for the same reason: DataError: ")
     assert "'y'" in line
     assert line.endswith(f"the reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run "
@@ -210,6 +210,10 @@ def test_a_strategy_every_run_of_which_its_config_refuses_exits_2_after_ranking_
     board = json.loads((out / "leaderboard.json").read_text())
     ranked = {e["name"]: e["runs"] for table in board["tasks"].values() for e in table["strategies"]}
     assert ranked == {"plain": 1, "weighted": 0}
+    # alone, the same strategy exits 2 too (no run finished, one reason: the config's)
+    code, _ = _compare(tmp_path, BASE, {"strategies": {
+        "weighted": {"strategy.loss": {"name": "cross_entropy", "class_weights": [1, 2]}}}})
+    assert code == 2 and "error: no run finished: 1 of 1 runs failed" in capsys.readouterr().err
 
 
 def test_a_regression_leaderboard_ranks_lower_is_better_first(tmp_path: Path):

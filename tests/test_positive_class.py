@@ -50,6 +50,18 @@ def test_positive_class_makes_the_named_class_one_in_every_split(tmp_path):
     assert same.class_names == ["fraud", "ok"] and np.array_equal(same.train.y.numpy(), plain.train.y.numpy())
 
 
+@pytest.mark.parametrize(("labels", "written", "first"), [
+    (("yes", "no"), "yes", "no"), (("yes", "no"), "no", "yes"), (("True", "False"), "true", "False")])
+def test_an_unquoted_yes_or_true_names_the_class_it_spells(tmp_path, labels, written, first):
+    """A review: YAML reads positive_class: yes as True, which no class name equalled (labels yes/no, or a CSV
+    of booleans read as True/False)."""
+    rng = np.random.default_rng(2)
+    pd.DataFrame({"a": rng.normal(size=60), "label": [labels[0]] * 20 + [labels[1]] * 40}).to_csv(
+        tmp_path / "yn.csv", index=False)
+    dataset = load_dataset(_data(tmp_path / "yn.csv", positive_class=yaml.safe_load(written)))
+    assert dataset.class_names[0] == first
+
+
 def test_positive_class_of_unnamed_labels_and_refusals(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 2))
@@ -107,7 +119,7 @@ def test_predict_threshold_decides_by_probability_and_is_refused_where_it_cannot
     new = _fraud_csv(tmp_path / "new.csv", n=300, seed=5).drop(columns="label")
     run = load_run(run_dir)
     p_fraud = run.predict_proba(run.preprocess(new))[:, 1]
-    for threshold in (0.1, 0.5, 0.9):
+    for threshold in (0.1, 0.5, 0.9, np.float32(0.3)):  # a NumPy float, as precision_recall_curve gives
         decided = run.predict(run.preprocess(new), threshold=threshold)
         assert np.array_equal(decided, (p_fraud >= threshold).astype(np.int64))
     low = tmp_path / "low.csv"
@@ -124,6 +136,10 @@ def test_predict_threshold_decides_by_probability_and_is_refused_where_it_cannot
                  loss="cross_entropy", epochs=1)
     assert main(["predict", str(three), str(tmp_path / "three.csv"), "--threshold", "0.3"]) == 2
     assert "applies to binary and multi-label runs; this run is multiclass" in capsys.readouterr().err
+    hinge = _run(tmp_path, "hinge", {"source": "csv", "path": str(tmp_path / "fraud.csv"), "target": "label"},
+                 loss="hinge", metrics=["accuracy"], epochs=1)
+    assert main(["predict", str(hinge), str(tmp_path / "new.csv"), "--threshold", "0.3"]) == 2
+    assert "loss 'hinge' gives none (it decides by the sign of the output)" in capsys.readouterr().err
 
 
 def test_config_records_positive_class(tmp_path):
@@ -132,3 +148,31 @@ def test_config_records_positive_class(tmp_path):
                                     "positive_class": "fraud"}, epochs=1)
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["positive_class"] == "fraud"
     assert load_run(run_dir).names() == ["ok", "fraud"]
+
+
+def test_tune_refuses_to_search_the_positive_class():
+    """A review: a study searching it ranked f1 of 'ok' (the majority) against f1 of 'fraud' and picked 'ok'."""
+    from trainlab.tune.space import parse_space
+    from trainlab.tune.space_review import refuse_idle_keys
+
+    with pytest.raises(ConfigError, match="space key 'data.positive_class' chooses which class the metrics call "
+                                          "positive, so trials would be ranked on figures of different classes"):
+        refuse_idle_keys(parse_space({"data.positive_class": {"choices": ["ok", "fraud"]},
+                                      "strategy.optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}}))
+
+
+def test_compare_refuses_to_rank_f1_of_strategies_with_other_positive_classes(tmp_path, capsys):
+    _fraud_csv(tmp_path / "fraud.csv")
+    base = {"name": "fraud", "seed": 0, "data": {"source": "csv", "path": str(tmp_path / "fraud.csv"), "target": "label"},
+            "model": {"name": "mlp", "hidden": [8]},
+            "strategy": {"loss": "bce", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 64, "epochs": 1}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"strategies": {"plain": None,
+                                                                    "pos": {"data.positive_class": "fraud"}}}))
+    args = ["compare", str(tmp_path / "base.yaml"), "--strategies", str(tmp_path / "s.yaml"), "--seeds", "1",
+            "--jobs", "1", "--out", str(tmp_path / "cmp")]
+    assert main([*args, "--metric", "test_f1"]) == 2
+    assert capsys.readouterr().err.startswith("error: strategies 'plain' and 'pos' set data.positive_class to the "
+                                              "default and 'fraud': test_f1 would rank a figure of one class")
+    assert not (tmp_path / "cmp").exists()  # before any run
+    assert main([*args, "--metric", "test_accuracy", "--quiet"]) == 0  # both classes' figure: ranked

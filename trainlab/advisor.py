@@ -56,6 +56,7 @@ import numpy as np
 from trainlab.data.dataset import numbered_from_one
 from trainlab.errors import ConfigError, DataError
 from trainlab.target_scale_advice import off_scale_note, standardised, standardised_numbers
+from trainlab.yaml_files import flow_yaml
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
 MINORITY_FRACTION = 0.2  # below this share the minority class gets pos_weight / class weights
@@ -430,7 +431,8 @@ def _advise_binary(y: np.ndarray, class_names: list[str] | None = None) -> Advic
         metrics_reason = (f"{misleading}; the rare class is {_class_label(0, class_names)}, but f1, recall, "
                           f"precision and average_precision are of {_class_label(1, class_names)}, the majority: "
                           "macro f1, balanced accuracy and the per-class recall and f1 (class 0 first) show the "
-                          f"rare class (or set data.positive_class: {_class_name(0, class_names)} to make the rare class 1)")
+                          f"rare class (or set data.positive_class: {flow_yaml(_class_name(0, class_names))} to make the rare "
+                          "class 1)")
     return Advice({"name": "bce", "pos_weight": pos_weight}, "binary", reasons, metrics, evidence, alternatives,
                   metrics_reason)
 

@@ -68,7 +68,7 @@ class DataConfig(BaseModel):
     standardize_target: bool = False  # z-score regression targets; metrics stay in original units
     # binary: the class that is class 1, the positive class of precision/recall/f1 and pos_weight (the
     # rare one, say); None: the second in sorted order (trainlab.data.positive_class)
-    positive_class: str | Int | None = None
+    positive_class: bool | str | Int | None = None  # bool: YAML's yes/no/true/on, matched to the class it spells
 
     @field_validator("task")
     @classmethod
@@ -119,7 +119,8 @@ class ModelConfig(Named):
 ADDED_OPTIONAL_KEYS = {("strategy", "tta"): None, ("strategy", "weight_averaging"): None,
                        ("strategy", "min_steps"): None, ("strategy", "group_by_length"): False,
                        ("strategy", "time_budget_s"): None,
-                       ("runtime", "compile"): False, ("runtime", "deterministic"): False}
+                       ("runtime", "compile"): False, ("runtime", "deterministic"): False,
+                       ("data", "positive_class"): None}
 
 
 class CheckpointConfig(Strict):

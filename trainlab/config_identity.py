@@ -85,5 +85,7 @@ def change_from_stored(folder: Path, config: Config,
     except (ConfigError, DataError, OSError):
         return None
     asked = covered(config)
-    asked["data"] = {**asked["data"], **resolve_data_paths(config.data.model_dump(mode="json"))}
+    # the paths resolved, over the keys ``covered`` holds (a key added later, at its default, stays left out)
+    resolved = resolve_data_paths(config.data.model_dump(mode="json"))
+    asked["data"] = {**asked["data"], **{key: value for key, value in resolved.items() if key in asked["data"]}}
     return first_difference(stored, _as_resolved(asked, stored))

@@ -24,6 +24,7 @@ outputs that are not finite (an overflow in the model) are refused rather than d
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,16 +299,21 @@ class LoadedRun:
         return (chosen >= threshold).astype(np.int64)
 
     def check_threshold(self, threshold: float | None) -> float | None:
-        """``threshold`` as :meth:`predict` takes it: None, or a number strictly between 0 and 1 for a binary or
-        multi-label run (a ConfigError otherwise: a multi-class run's argmax has no one threshold)."""
+        """``threshold`` as :meth:`predict` takes it: None, or a real number (a NumPy float too: a threshold from
+        scikit-learn's ``precision_recall_curve`` over :meth:`predict_proba`) strictly between 0 and 1 for a binary
+        or multi-label run whose loss gives probabilities (a ConfigError otherwise: a multi-class run's argmax has
+        no one threshold, a hinge loss no probability)."""
         if threshold is None:
             return None
         if self.task not in ("binary", "multilabel"):
             raise ConfigError(f"a decision threshold applies to binary and multi-label runs; this run is {self.task} "
                               "(its prediction is the most probable class)")
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < float(threshold) < 1:
             raise ConfigError(f"the decision threshold must be a probability strictly between 0 and 1; got "
                               f"{threshold!r}")
+        if not self.loss.has_probabilities:
+            raise ConfigError(f"a decision threshold is a probability, and loss '{self.loss.name}' gives none (it "
+                              "decides by the sign of the output); predict without --threshold")
         return float(threshold)
 
     def predict_proba(self, x: Any) -> np.ndarray:

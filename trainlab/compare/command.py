@@ -62,7 +62,7 @@ from trainlab.compare.strategies import (
 )
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.config_overrides import override_key
-from trainlab.errors import ConfigError, TrainingError, folder_error
+from trainlab.errors import ConfigError, folder_error
 from trainlab.folder_owner import refuse_foreign, refuse_overwrite
 from trainlab.notices import each_once
 from trainlab.registry import did_you_mean
@@ -266,8 +266,9 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     strategies; ``options`` are :func:`compare`'s (seeds, jobs, target, metric, direction, live, quiet, wait,
     show_leaderboard).
 
-    Raises, once the leaderboard is written: TrainingError (exit 4) when not one run finished, else ConfigError
-    or DataError (exit 2 or 3) for a strategy whose every run was refused alike on its config or data
+    Raises, once the leaderboard is written: when not one run finished, TrainingError (exit 4), or ConfigError or
+    DataError (exit 2 or 3) where every run failed for one such reason; else ConfigError or DataError for a
+    strategy whose every run was refused alike on its config or data
     (:func:`~trainlab.compare.outputs.refused_strategy`); WriteError (exit 5) as :func:`compare` raises it, first.
     """
     paths = paths_argument("base_paths", base_paths)
@@ -296,8 +297,8 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     board = compare(bases, strategies, folder, folders={name: Path(p).parent for name, p in zip(names, paths, strict=True)},
                     source=source, **options)
     error = no_run_finished(board, folder)
-    if error:
-        raise TrainingError(error)
+    if error is not None:
+        raise error
     refused = refused_strategy(board, folder)
     if refused is not None:
         raise refused

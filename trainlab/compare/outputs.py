@@ -20,7 +20,7 @@ from trainlab.compare.leaderboard_output import write_leaderboard
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.precheck import check_metric_found
 from trainlab.compare.run_actions import ERROR_FILE, RunPlan
-from trainlab.errors import ConfigError, DataError, WriteError, cannot
+from trainlab.errors import ConfigError, DataError, TrainingError, WriteError, cannot
 from trainlab.notices import warn
 from trainlab.shell_command import command_line
 
@@ -69,22 +69,38 @@ def say_written(board: dict[str, Any], out: Path, report: Path | None, metric: s
     check_metric_found(board, metric)
 
 
-def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
-    """The error line for a comparison where not one run finished (None when one did)."""
+def no_run_finished(board: dict[str, Any], out: Path) -> TrainingError | ConfigError | DataError | None:
+    """The error for a comparison where not one run finished (None when one did): a TrainingError (exit 4), or,
+    where every run failed for one reason that is the config's or the data's (:func:`refusal_kind`), that
+    ConfigError or DataError (exit 2 or 3), as one strategy refused alike beside others is
+    (:func:`refused_strategy`)."""
     entries = [e for table in board["tasks"].values() for e in table["strategies"]]
     if any(e["runs"] for e in entries):
         return None
     failed = sum(e["failed"] for e in entries)
     reasons = {str(f.get("reason")) for e in entries for f in e.get("failures") or []}
     # one reason for every run (a data file not found, a model that cannot be built): said here
-    shared = f", all for the same reason: {reasons.pop()}" if len(reasons) == 1 and failed > 1 else ""
-    return (f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed{shared}; the "
+    reason = next(iter(reasons)) if len(reasons) == 1 else None
+    shared = f", all for the same reason: {reason}" if reason is not None and failed > 1 else ""
+    kind = (refusal_kind(reason) if reason is not None else None) or TrainingError
+    return kind(f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed{shared}; the "
             f"reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run folder's "
             f"{ERROR_FILE}, summary.json or run.json)")
 
 
-# a run failed on these is the config's or the data's doing (exit 2 or 3), not the training's
-REFUSALS = {"ConfigError": ConfigError, "DataError": DataError}
+def refusal_kind(reason: str) -> type[ConfigError] | type[DataError] | None:
+    """ConfigError or DataError where a failed run's ``reason`` (``"<error class>: <message>"``) names one of
+    them or a subclass (``CallbackError``): the config's or the data's doing (exit 2 or 3), not the training's;
+    None for any other failure."""
+    name = reason.split(":", 1)[0]
+    for kind in (ConfigError, DataError):
+        family, kinds = [], [kind]
+        while kinds:
+            family.append(kinds.pop())
+            kinds.extend(family[-1].__subclasses__())
+        if name in {member.__name__ for member in family}:
+            return kind
+    return None
 
 
 def refused_strategy(board: dict[str, Any], out: Path) -> ConfigError | DataError | None:
@@ -99,7 +115,7 @@ def refused_strategy(board: dict[str, Any], out: Path) -> ConfigError | DataErro
             if entry["runs"] or entry["missing"] or not entry["failed"] or len(reasons) != 1:
                 continue
             reason = reasons.pop()
-            kind = REFUSALS.get(reason.split(":", 1)[0])
+            kind = refusal_kind(reason)
             if kind is None:
                 continue
             on_task = f" on task '{task}'" if len(board["tasks"]) > 1 else ""

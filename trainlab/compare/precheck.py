@@ -12,6 +12,7 @@ from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.metric_keys import direction_warning, refuse_negative_loss_target, stand_in
 from trainlab.compare.strategies import NamedStrategy
 from trainlab.config import Config
+from trainlab.data.positive_class import CLASS_ONE_METRICS
 from trainlab.errors import ConfigError, DataError
 from trainlab.metric_hints import unrecorded_hint
 from trainlab.notices import warn
@@ -126,9 +127,12 @@ def check_metric_and_target(configs: dict[tuple[str, str], Config], metric: str,
     (:func:`~trainlab.compare.metric_keys.refuse_negative_loss_target`, as ``trainlab train`` refuses it), every
     run records ``metric`` and the target's metric (:func:`check_recorded`), and a ``direction`` against the
     metric's own (:func:`~trainlab.compare.metric_keys.direction_warning`) and losses on different scales ranked
-    by loss (:func:`warn_loss_scales`) are warned of. Returns the warnings' texts, the leaderboard's ``notes``
+    by loss (:func:`warn_loss_scales`) are warned of; strategies that make other classes positive are refused where
+    the metric or the target's is of the positive class (:func:`refuse_mixed_positive_class`). Returns the warnings' texts, the leaderboard's ``notes``
     (``[]`` when none)."""
     target_metric = parsed_target["metric"] if parsed_target else None
+    for ranked in (metric, target_metric):
+        refuse_mixed_positive_class(configs, ranked)
     if target:
         refuse_negative_loss_target(target, parsed_target, [config.strategy.loss.name for config in configs.values()])
     check_recorded(configs, metric, target_metric, policies)
@@ -136,6 +140,26 @@ def check_metric_and_target(configs: dict[tuple[str, str], Config], metric: str,
     if reversed_ranking:
         warn(reversed_ranking)
     return ([reversed_ranking] if reversed_ranking else []) + warn_loss_scales(configs, metric, target_metric)
+
+
+def refuse_mixed_positive_class(configs: Mapping[tuple[str, str], Config], metric: str | None) -> None:
+    """A ConfigError, before any run, where the runs of one task set ``data.positive_class`` differently and
+    ``metric`` (``--metric``, or ``--target``'s) is of class 1 alone (``test_f1``: :data:`CLASS_ONE_METRICS`):
+    it would rank f1 of one class against f1 of the other. Metrics of both classes (accuracy, roc_auc, f1_macro)
+    rank alike whichever class is positive."""
+    if metric is None or metric.split("_", 1)[-1] not in CLASS_ONE_METRICS:
+        return
+    by_task: dict[str, dict[Any, str]] = {}
+    for (task, strategy), config in configs.items():
+        chosen = by_task.setdefault(task, {})
+        chosen.setdefault(config.data.positive_class, strategy)
+        if len(chosen) > 1:
+            (first, one), (second, other) = list(chosen.items())[:2]
+            shown = ["the default" if value is None else repr(value) for value in (first, second)]
+            raise ConfigError(f"strategies '{one}' and '{other}' set data.positive_class to {shown[0]} and "
+                              f"{shown[1]}: {metric} would rank a figure of one class against the other's; set it "
+                              f"in the base config (or --set data.positive_class=...), or rank by a metric of both "
+                              f"classes (test_f1_macro, test_roc_auc, test_accuracy)")
 
 
 def check_metric_found(board: dict[str, Any], metric: str) -> None:

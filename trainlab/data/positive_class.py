@@ -17,6 +17,7 @@ import numpy as np
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
+from trainlab.yaml_files import flow_yaml
 
 KEY = "data.positive_class"
 
@@ -28,15 +29,29 @@ def positive_index(positive: Any, task: str, class_names: list[str] | None) -> i
     if positive is None:
         return None
     if task != "binary":
+        scores = "per-label metrics: f1_per_class, recall_per_class" if task == "multilabel" else \
+            "metrics of every class: f1_macro, recall_per_class"
         raise ConfigError(f"{KEY} ({short_repr(positive)}) chooses class 1 of a binary task, but this data is "
-                          f"{task}; leave it out (multi-class metrics: f1_macro, recall_per_class)")
+                          f"{task}; leave it out ({scores})")
     names = list(class_names) if class_names else ["0", "1"]
-    shown = str(positive)
+    shown = _spelt(positive, names) if isinstance(positive, bool) else str(positive)
     if shown not in names:
         listed = ", ".join(repr(name) for name in names)
         raise ConfigError(f"{KEY} {short_repr(positive)} is not a class of this data (its classes: {listed})"
                           f"{did_you_mean(shown, names)}")
     return names.index(shown)
+
+
+# what YAML reads as true or false unquoted (YAML 1.1, as PyYAML): a class named so is meant by the bool
+YAML_BOOLS = {True: ("yes", "true", "on", "y"), False: ("no", "false", "off", "n")}
+
+
+def _spelt(positive: bool, names: list[str]) -> str:
+    """The class name an unquoted ``yes``/``true``/``on`` (True) or ``no``/``false``/``off`` (False) was written
+    as, whatever its case (labels ``yes``/``no``, or ``True``/``False`` from a CSV of booleans); ``str(positive)``
+    where no class, or several, spell it (the refusal then lists the classes)."""
+    spelt = [name for name in names if name.casefold() in YAML_BOOLS[positive]]
+    return spelt[0] if len(spelt) == 1 else str(positive)
 
 
 def swapped_names(class_names: list[str] | None) -> list[str]:
@@ -74,7 +89,7 @@ def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight:
         return
     names = data.class_names or ["0", "1"]
     share = ones / len(y)
-    fix = f"set {KEY}: {names[0]} to make it class 1" if configured else \
+    fix = f"set {KEY}: {flow_yaml(names[0])} to make it class 1" if configured else \
         "relabel it 1 (y = 1 - y, class_names reversed) to make it class 1"
     scored = [name for name in metric_names if name in CLASS_ONE_METRICS]
     if scored and zeros < RARE_SHARE * len(y):

@@ -4,7 +4,8 @@ Refused before any trial, one :class:`ConfigError` line each, as their trials wo
 
 - a key that changes nothing a trial scores: ``name`` (every trial is named ``<base name>-trial<number>``),
   a key of ``output`` (how a run is recorded) and ``runtime.num_threads`` (how fast it runs), the parts
-  of the base config that a study's record leaves out too (:mod:`trainlab.tune.identity`);
+  of the base config that a study's record leaves out too (:mod:`trainlab.tune.identity`); and
+  ``data.positive_class``, which changes what the metric is of (f1 of one class or of the other);
 - two choices of one key that set the same config (``"1"`` and ``1.0`` for a number, ``focal`` and ``{name:
   focal, gamma: 2}``): each choice is set on the base config as a trial sets it and the resolved configs are
   compared (:func:`trainlab.tune.base_point.settled_config`), unless a ``when:`` tells the two apart.
@@ -43,8 +44,14 @@ def _idle_reason(key: str) -> str | None:
 
 
 def refuse_idle_keys(space: SearchSpace) -> None:
-    """ConfigError for the first key of the space that changes nothing a trial scores."""
+    """ConfigError for the first key of the space that changes nothing a trial scores, or, for
+    ``data.positive_class``, what the metric is of (trials scoring f1 would rank two classes' f1)."""
     for param in space.params:
+        if param.key == "data.positive_class":
+            raise ConfigError("space key 'data.positive_class' chooses which class the metrics call positive, so "
+                              "trials would be ranked on figures of different classes (f1 of one against f1 of the "
+                              "other); remove it from the space (--set data.positive_class=... sets it for every "
+                              "trial)")
         reason = _idle_reason(param.key)
         if reason is not None:
             where = "" if param.key == "name" else f" (--set {param.key}=... sets it for every trial)"
