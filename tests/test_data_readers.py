@@ -950,6 +950,11 @@ def test_text_and_label_columns_of_another_letter_case_are_suggested(tmp_path):
     with pytest.raises(DataError) as err:
         build(name="text_tsv", train=str(tmp_path / "train.tsv"), label_column="Label")
     one_line_error(err, "has no label column 'Label'; did you mean 'label'? (columns: sentence, label)")
+    # the text column is no label column to suggest ('intent' was 0.6 like 'text')
+    write(tmp_path / "support.csv", "text,label\nhi,a\nyo,b\n")
+    with pytest.raises(DataError) as err:
+        build(name="text_csv", train=str(tmp_path / "support.csv"), label_column="intent")
+    assert "did you mean" not in str(err.value) and "has no label column 'intent' (columns: text, label)" in str(err.value)
 
 
 def test_a_short_text_row_counts_its_one_field_in_the_singular(tmp_path):

@@ -37,9 +37,11 @@ CUDA_MESSAGE = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a tot
                 "1.06 GiB is free. Of the allocated memory 75.92 GiB is allocated by PyTorch")
 NUMPY_MESSAGE = "Unable to allocate 7.63 MiB for an array with shape (1000000,) and data type float64"
 
-ANY_PHASE = ("lower strategy.batch_size, use a smaller model, a smaller data.size for large images, or fewer "
+ANY_PHASE = ("lower strategy.batch_size, use a smaller model, a smaller data.size for large images (data.max_length "
+             "for long texts), or fewer "
              "data.workers")
-TRAINING = "lower strategy.batch_size or use a smaller model (for large images, a smaller data.size)"
+TRAINING = ("lower strategy.batch_size or use a smaller model (for large images, a smaller data.size; for long "
+            "texts, data.max_length)")
 
 # iris: 4 steps of 30 rows an epoch
 CONFIG = {"name": "oom", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [8]},
@@ -147,8 +149,8 @@ def test_out_of_memory_while_building_the_model_says_so(tmp_path, monkeypatch, c
     monkeypatch.setitem(MODELS._entries, "huge", huge)
     code, err = _train(tmp_path, monkeypatch, capsys, config={**CONFIG, "model": {"name": "huge"}})
     assert (code, err) == (5, "error: out of memory (an allocation of 1.43 GiB failed) while building the model: use "
-                              "a smaller model or, for large images, a smaller data.size (the model is sized by its "
-                              "inputs)\n")
+                              "a smaller model or, for large images, a smaller data.size (for long texts, "
+                              "data.max_length; the model is sized by its inputs)\n")
 
 
 def test_out_of_memory_in_a_training_step_says_training(tmp_path, monkeypatch, capsys):
@@ -167,7 +169,7 @@ def test_out_of_gpu_memory_while_evaluating_says_evaluating(tmp_path, monkeypatc
     code, err = _train(tmp_path, monkeypatch, capsys)
     assert (code, err) == (5, "error: out of GPU memory (an allocation of 2.00 GiB failed) while evaluating: "
                               "evaluation's batches are of a fixed size, not strategy.batch_size: use a smaller "
-                              "model or, for large images, a smaller data.size\n")
+                              "model or, for large images, a smaller data.size (for long texts, data.max_length)\n")
 
 
 # --------------------------------------------------------------------------- out of memory: compare agrees

@@ -308,7 +308,7 @@ def test_a_built_in_factory_failing_in_torch_is_no_config_error_and_a_rejected_v
      "error: AttributeError: 'NoneType' object has no attribute 'weight' (rerun with --debug for the traceback)"),
     (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), 5,  # the machine's, as a full disk
      "error: out of GPU memory (an allocation of 2.00 GiB failed) while building the model: use a smaller model or, "
-     "for large images, a smaller data.size (the model is sized by its inputs)"),
+     "for large images, a smaller data.size (for long texts, data.max_length; the model is sized by its inputs)"),
 ])
 def test_a_built_in_model_failing_otherwise_than_on_a_value_is_the_clis_generic_error_not_a_config_one(
         project, capsys, monkeypatch, failure, code, line):

@@ -55,20 +55,22 @@ _ADVICE = {  # what to make smaller, by phase
                         "fewer data.workers, which decode side by side); for a table, fewer rows or columns "
                         "(data.features)",
     "evaluating": "evaluation's batches are of a fixed size, not strategy.batch_size: use a smaller model or, for "
-                  "large images, a smaller data.size",
+                  "large images, a smaller data.size (for long texts, data.max_length)",
     "writing a checkpoint": "a checkpoint copies the model's and the optimizer's state: use a smaller model",
     "reading a checkpoint": "a checkpoint holds the model's and the optimizer's state: resume on a machine with "
                             "more memory",
     "finding the learning rate (the LR range test)": "lower strategy.batch_size or use a smaller model",
-    "training": "lower strategy.batch_size or use a smaller model (for large images, a smaller data.size)",
+    "training": "lower strategy.batch_size or use a smaller model (for large images, a smaller data.size; for long "
+                "texts, data.max_length)",
     "predicting": "predict fewer rows at a time (split the input file)",
     "testing the model on a first batch": "its forward pass without gradients on at most 64 rows (fewer where "
                                           "strategy.batch_size is smaller) did not fit, and training needs more: "
-                                          "use a smaller model or, for large images, a smaller data.size",
-    "building the model": "use a smaller model or, for large images, a smaller data.size (the model is sized by "
-                          "its inputs)",
-    None: "lower strategy.batch_size, use a smaller model, a smaller data.size for large images, or fewer "
-          "data.workers",
+                                          "use a smaller model or, for large images, a smaller data.size (for long "
+                                          "texts, data.max_length)",
+    "building the model": "use a smaller model or, for large images, a smaller data.size (for long texts, "
+                          "data.max_length; the model is sized by its inputs)",
+    None: "lower strategy.batch_size, use a smaller model, a smaller data.size for large images (data.max_length "
+          "for long texts), or fewer data.workers",
 }
 
 

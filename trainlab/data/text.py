@@ -354,7 +354,7 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
                    "is split off train" if name == "test" else "set data.label_column" if name == "train" else
                    rename_advice("label", label_column))
             raise DataError(f"{name} file {files[name]} has no label column '{label_column}'"
-                            f"{did_you_mean(label_column, list(table.columns))} (columns: "
+                            f"{did_you_mean(label_column, [c for c in table.columns if c != text_column])} (columns: "
                             f"{', '.join(map(shown_name, table.columns))}); {fix}")
     return drop_missing_rows(tables, files, nan_policy), files
 
