@@ -303,6 +303,9 @@ class Strategy(Strict):
     def _some_stop(self) -> Strategy:
         if self.epochs is None and self.max_steps is None:
             raise ValueError("set 'epochs' or 'max_steps' (or both)")
+        if self.min_steps is not None and self.epochs is None:  # as the config loads: before any data is read
+            raise ValueError(f"min_steps={self.min_steps} stretches epochs on small datasets; set epochs too (with "
+                             "max_steps alone the run already has a fixed length)")
         return self
 
     @model_validator(mode="after")
