@@ -62,6 +62,10 @@ def test_one_path_and_one_override_as_strings_are_one_item(files):
     ({"target": 0.9}, "target must be a string such as 'val_accuracy=0.9' or None; got 0.9 (float)"),
     ({"quiet": "yes"}, "quiet must be True or False; got 'yes'"),
     ({"overrides": {"strategy.epochs": 2}}, "overrides must be 'KEY=VALUE' or a list of them; got {'strategy.epochs': 2}"),
+    # a metric the runs do not record: named as the keyword too (it said --metric from Python)
+    ({"metric": "test_acc"}, "metric 'test_acc' is not recorded by the runs of task 'iris'; did you mean "
+                             "'test_accuracy'? (recorded: test_loss, test_accuracy, val_loss, val_accuracy, "
+                             "train_time_s, samples_per_s, epochs_run, steps, best_epoch)"),
 ])
 def test_a_wrong_option_is_one_config_error_naming_it(files, options, message):
     with pytest.raises(ConfigError) as raised:
@@ -73,6 +77,9 @@ def test_a_wrong_option_is_one_config_error_naming_it(files, options, message):
 @pytest.mark.parametrize(("flags", "message"), [
     (["--seeds", "0"], "error: --seeds must be a whole number from 1 to 1000; got 0"),
     (["--jobs", "0"], "error: --jobs must be a whole number from 1 to 256; got 0"),
+    (["--metric", "test_acc"], "error: --metric 'test_acc' is not recorded by the runs of task 'iris'; did you mean "
+                               "'test_accuracy'? (recorded: test_loss, test_accuracy, val_loss, val_accuracy, "
+                               "train_time_s, samples_per_s, epochs_run, steps, best_epoch)"),
 ])
 def test_the_command_names_its_flags(files, capsys, flags, message):
     """The same check from the CLI names the flag; from Python (above) the keyword argument."""

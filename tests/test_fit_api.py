@@ -193,6 +193,12 @@ def test_fixes_for_integer_inputs_and_raw_targets_name_what_a_fit_caller_does(ca
     trainlab.fit(_linear(outputs=1), (x, targets), {**BASE, "loss": "mse", "epochs": 1})
     err = capsys.readouterr().err
     assert "the regression targets are large" in err and "standardise y yourself before fit" in err
+    # a DataFrame y names the column as its columns do (it said "column 2 of 3" for column 'b')
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": x[:, 0], "b": 1000.0 + 200.0 * x[:, 1], "c": x[:, 0] - x[:, 1]})
+    trainlab.fit(_linear(outputs=3), (x, frame), {**BASE, "loss": "mse", "epochs": 1})
+    assert "the regression targets are large (column 'b', 2 of 3: " in capsys.readouterr().err
     assert "data.standardize_target" not in err
     # following it: standardised targets train without the warning
     trainlab.fit(_linear(outputs=1), (x, (targets - targets.mean()) / targets.std()), {**BASE, "loss": "mse",

@@ -574,8 +574,12 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
             warn_classes_absent(name, training_classes, y, labels.class_names, "they are in the training data only")
         return Split(x, targets_tensor(y, task))
 
+    extras: dict[str, Any] = {FIXES_KEY: FIT_FIXES}
     if task == "regression":  # still as given (float64 where it was): what the float32 cast would erase
         check_regression_targets(y_train, standardized=False, fix=FIT_FIXES.raw_targets)
+        columns = getattr(getattr(train, "y_labels", None), "columns", None)
+        if columns is not None and len(columns) > 1:  # a DataFrame y's columns: messages name a target by them
+            extras["target_names"] = [str(plain_scalar(column)) for column in columns]
     return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),
                    given("test", test or empty), task=task, num_classes=labels.num_classes,
-                   class_names=labels.class_names, extras={FIXES_KEY: FIT_FIXES})
+                   class_names=labels.class_names, extras=extras)

@@ -306,8 +306,9 @@ class LoadedRun:
         if threshold is None:
             return None
         if self.task not in ("binary", "multilabel"):
-            raise ConfigError(f"a decision threshold applies to binary and multi-label runs; this run is {self.task} "
-                              "(its prediction is the most probable class)")
+            why = " (its prediction is the most probable class)" if self.task == "multiclass" else ""
+            raise ConfigError(f"a decision threshold applies to binary and multi-label runs; this run is "
+                              f"{self.task}{why}")
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < float(threshold) < 1:
             raise ConfigError(f"the decision threshold must be a probability strictly between 0 and 1; got "
                               f"{threshold!r}")

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trainlab.code_policy import CodePolicy, using_policy
+from trainlab.compare.inputs import named
 from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.metric_keys import direction_warning, refuse_negative_loss_target, stand_in
 from trainlab.compare.strategies import NamedStrategy
@@ -81,12 +82,13 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
             return recorded_keys(config, config.data.task if config.metrics else tasks(config))
 
     always = {"test_loss", "val_loss", *SUMMARY_NUMBERS}
-    for flag, wanted in (("--metric", metric), ("--target", target_metric)):
+    for argument, wanted in (("metric", metric), ("target", target_metric)):
         if wanted is None or wanted in always:
             continue
+        flag = named(argument)  # --metric in the CLI, metric from Python
         for task in dict.fromkeys(task for task, _ in configs):
             own = {strategy: keys_of(t, config) for (t, strategy), config in configs.items() if t == task}
-            if flag == "--target":
+            if argument == "target":
                 own = {strategy: [k for k in keys if k.startswith("val_")] for strategy, keys in own.items()}
             missing = [strategy for strategy, keys in own.items() if wanted not in keys]
             if not missing:
@@ -94,14 +96,14 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
             keys, loss = own[missing[0]], configs[(task, missing[0])].strategy.loss.name
             where = (f"the runs of task '{task}'" if len(missing) == len(own)
                      else f"strategy '{missing[0]}' on task '{task}'")
-            default = flag == "--metric" and wanted == DEFAULT_METRIC
-            split_key = ("val_" if flag == "--target" else "test_") + wanted  # 'r2' typed for the split's key
+            default = argument == "metric" and wanted == DEFAULT_METRIC
+            split_key = ("val_" if argument == "target" else "test_") + wanted  # 'r2' typed for the split's key
             guess = (f"; did you mean '{split_key}'? (a key names its split)" if split_key in keys
                      else unrecorded_hint(wanted, keys, loss))
             instead = stand_in(wanted, keys) if default else None  # test_r2 on a regression
             if instead and "did you mean" not in guess:
                 guess += f"; did you mean '{instead}'?"
-            hint = f"; {DEFAULT_METRIC} is --metric's default: pass --metric with one of these" if default else ""
+            hint = f"; {DEFAULT_METRIC} is {flag}'s default: pass {flag} with one of these" if default else ""
             raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{guess} "
                               f"(recorded: {', '.join(keys)}){hint}")
 
@@ -173,5 +175,5 @@ def check_metric_found(board: dict[str, Any], metric: str) -> None:
             found = found or bool(entry["metrics"].get(metric, {}).get("values"))
     if available and not found:
         names = sorted(available)
-        raise ConfigError(f"--metric '{metric}' is in none of the finished runs' summaries (is its split empty?)"
+        raise ConfigError(f"{named('metric')} '{metric}' is in none of the finished runs' summaries (is its split empty?)"
                           f"{did_you_mean(metric, names)} (they have: {', '.join(names)})")
