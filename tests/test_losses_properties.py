@@ -211,9 +211,11 @@ def test_check_messages():
         "use cross_entropy for 2 outputs (one score per class)")
     assert "hinge expects binary targets in {0, 1} or {-1, 1}; got 3" == message(
         build_loss("hinge"), torch.randn(2, 1), torch.tensor([1, 3]))
-    assert "bce_prob expects probabilities in [0, 1]" in message(
-        build_loss("bce_prob"), torch.tensor([[1.5], [0.2]]), torch.tensor([1, 0]))
-    assert "nll expects log-probabilities" in message(build_loss("nll"), torch.randn(4, 3) + 5, torch.zeros(4).long())
+    # the model's last layer does not fit the loss: a config error (exit 2), naming the key that fixes it
+    with pytest.raises(ConfigError, match=r"bce_prob expects probabilities in \[0, 1\].*output_activation: sigmoid"):
+        build_loss("bce_prob").check(torch.tensor([[1.5], [0.2]]), torch.tensor([1, 0]))
+    with pytest.raises(ConfigError, match="nll expects log-probabilities.*model.output_activation: log_softmax"):
+        build_loss("nll").check(torch.randn(4, 3) + 5, torch.zeros(4).long())
     assert "kl_div expects each target row to be a probability distribution" in message(
         build_loss("kl_div"), torch.randn(2, 3), torch.ones(2, 3))
     assert "poisson_nll expects counts >= 0" in message(build_loss("poisson_nll"), torch.randn(2, 1),

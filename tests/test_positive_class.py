@@ -140,6 +140,8 @@ def test_predict_threshold_decides_by_probability_and_is_refused_where_it_cannot
                  loss="hinge", metrics=["accuracy"], epochs=1)
     assert main(["predict", str(hinge), str(tmp_path / "new.csv"), "--threshold", "0.3"]) == 2
     assert "loss 'hinge' gives none (it decides by the sign of the output)" in capsys.readouterr().err
+    assert main(["predict", str(hinge), str(tmp_path / "new.csv"), "--proba"]) == 2  # the run's loss: exit 2, not 3
+    assert "loss 'hinge' gives no class probabilities; predict without --proba" in capsys.readouterr().err
 
 
 def test_config_records_positive_class(tmp_path):

@@ -322,15 +322,16 @@ class LoadedRun:
 
         ``x`` as for :meth:`predict`.
         """
-        if self.task == "regression":
-            raise DataError("probabilities exist for classification runs; this run is a regression")
+        if self.task == "regression":  # the run's kind, not the rows: as --proba's refusal (exit 2)
+            raise ConfigError("probabilities exist for classification runs; this run is a regression")
         return self._probabilities(self.outputs(x))
 
     def _probabilities(self, output: torch.Tensor) -> np.ndarray:
         """:meth:`predict_proba`'s answer for the model's outputs."""
         probabilities = self.loss.probabilities(output)
-        if probabilities is None:
-            raise DataError(f"loss '{self.loss.name}' gives no class probabilities")
+        if probabilities is None:  # the run's loss, not the rows: a usage error (exit 2), as --threshold's
+            raise ConfigError(f"loss '{self.loss.name}' gives no class probabilities; predict without --proba "
+                              "(Python: run.predict)")
         if self.task == "binary" and probabilities.ndim == 1:
             # P(class 0) of a logit z is sigmoid(-z): 1 - sigmoid(z) in float32 kept only float32's spacing near 1
             # (a confident row's rare class 9% off, exactly 0 past z ~ 16.6); outputs that are probabilities: 1 - p

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.config_fields import INT_LIMIT, short_repr
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
 from trainlab.losses import LOSSES
 from trainlab.losses.base import Loss, binary_targets, reduce, widen, zero_floored
 from trainlab.registry import value_hint
@@ -151,9 +151,11 @@ class BCEFromProbabilities(Loss):
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
         if pred.numel() and (pred.min() < 0 or pred.max() > 1):
-            raise DataError(
+            # the model's last layer and the loss do not fit (exit 2, as a sigmoid before bce is): not the data's
+            raise ConfigError(
                 f"bce_prob expects probabilities in [0, 1]; got outputs in [{float(pred.min()):.3g}, "
-                f"{float(pred.max()):.3g}] (end the model with a sigmoid, or use bce on logits)"
+                f"{float(pred.max()):.3g}] (end the model with a sigmoid: model.output_activation: sigmoid for "
+                "linear and mlp; or use bce on logits)"
             )
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
@@ -320,7 +322,7 @@ class NLLLoss(Loss):
         super().check(pred, target)
         _refuse_constants(self, pred, target)
         if pred.numel() and pred.max() > 1e-4:
-            raise DataError(
+            raise ConfigError(  # the model's last layer, not the data (exit 2)
                 f"nll expects log-probabilities (<= 0); got outputs up to {float(pred.max()):.3g} "
                 "(end the model with log_softmax: model.output_activation: log_softmax for linear and mlp; "
                 "or use cross_entropy on logits)"
