@@ -479,7 +479,7 @@ def _advise_multiclass(y: np.ndarray, num_classes: int = 0) -> Advice:
                                          "0.652 over 5 seeds): compare it on your data")], metrics_reason)
 
 
-def _advise_multilabel(y: np.ndarray) -> Advice:
+def _advise_multilabel(y: np.ndarray, label_names: list[str] | None = None) -> Advice:
     if y.ndim != 2 or not np.isin(y, (0, 1)).all():
         raise DataError(f"multilabel targets must be a 2-D array of 0/1; got shape {y.shape}")
     n, num_labels = y.shape
@@ -491,7 +491,8 @@ def _advise_multilabel(y: np.ndarray) -> Advice:
     reasons = [f"{num_labels} independent 0/1 labels per sample: bce on one logit per label (a sigmoid each, "
                "not a softmax over labels)"]
     if never:
-        reasons.append(f"labels {never} are never positive in the targets (pos_weight 1)")
+        named = [label_names[i] if label_names and i < len(label_names) else i for i in never]
+        reasons.append(f"labels {named} are never positive in the targets (pos_weight 1)")
     metrics = ["f1_macro", "f1_micro", "hamming_accuracy", "subset_accuracy"]
     metrics_reason = ("macro f1 weighs every label alike, micro f1 every decision; hamming accuracy counts right "
                       "(sample, label) decisions, subset accuracy whole samples")
@@ -574,7 +575,7 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
                 f"the labels 0..{k} fall off as counts of events do (the largest the rarest): if they are counts, "
                 "set data.task: regression and use poisson_nll, which predicts a rate")))
         return advice
-    return _advise_multilabel(y)
+    return _advise_multilabel(y, class_names)
 
 
 def _falls_off_like_counts(counts: np.ndarray, rows: int) -> bool:

@@ -41,6 +41,7 @@ from trainlab.data.labels import (
     named_classes_task,
     read_class_labels,
     warn_classes_absent,
+    warn_labels_never_positive,
 )
 from trainlab.data.positive_class import positive_index, swapped_labels, swapped_names
 from trainlab.errors import ConfigError, DataError
@@ -516,6 +517,9 @@ def _prepared(config: DataConfig, raw: RawData, task: str, labels: ClassLabels, 
               splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> Dataset:
     """The Dataset of the cleaned, split ``splits`` (training, validation, test): preprocessing fitted on the
     training split and applied to each, the source's transforms (fitted on the training images)."""
+    if task == "multilabel":
+        warn_labels_never_positive({short: y for short, (_, y, _) in zip(("train", "val", "test"), splits.values(),
+                                                                     strict=True)}, labels.class_names)
     positive = positive_index(config.positive_class, task, labels.class_names)
     if positive == 0:  # data.positive_class names the class read as 0: swap the two
         labels = dataclasses.replace(labels, class_names=swapped_names(labels.class_names))

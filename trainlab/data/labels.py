@@ -175,6 +175,46 @@ def warn_classes_absent(split: str, classes: np.ndarray, y: np.ndarray, class_na
                      "those classes")
 
 
+def _label_list(indices: np.ndarray, class_names: list[str] | None) -> str:
+    """``'urgent', 'vip'`` (or ``0, 3`` without names), the first five and ``...``."""
+    names = [shown_name(class_names[int(i)]) if class_names else str(int(i)) for i in indices[:5]]
+    return ", ".join(names) + (", ..." if len(indices) > 5 else "")
+
+
+def warn_labels_never_positive(y_by_split: dict[str, np.ndarray], class_names: list[str] | None) -> None:
+    """Multi-label targets: one warning naming the labels that are 1 in no training row (the model cannot learn
+    to predict them: each scores f1 0, which lowers f1_macro, and roc_auc and average_precision leave them
+    out), and one per val/test split naming the labels the training rows hold but that split never has as 1
+    (its recall of them is 0 over no row, and its roc_auc and average_precision leave them out), as a
+    single-label split's missing classes are warned of (:func:`warn_classes_absent`). ``y_by_split``: ``train``,
+    ``val``, ``test`` to their (N, L) 0/1 targets."""
+    train = y_by_split["train"]
+    if train.ndim != 2 or not len(train):
+        return
+    never = np.flatnonzero(train.sum(axis=0) == 0)
+    if len(never):
+        warn(f"{counted_labels(len(never))} of {train.shape[1]} ({_label_list(never, class_names)}) "
+             f"{'is' if len(never) == 1 else 'are'} 1 in no training row: the model cannot learn to predict "
+             f"{'it' if len(never) == 1 else 'them'} (f1 0, which lowers f1_macro; roc_auc and average_precision "
+             "leave such labels out); add rows where they are 1, or drop the column")
+    learnt = train.sum(axis=0) > 0
+    for split in ("val", "test"):
+        y = y_by_split.get(split)
+        if y is None or y.ndim != 2 or not len(y):
+            continue
+        absent = np.flatnonzero(learnt & (y.sum(axis=0) == 0))
+        if len(absent):
+            warn_of_split(split, f"the {split} split holds no row where {counted_labels(len(absent))} "
+                                 f"({_label_list(absent, class_names)}) {'is' if len(absent) == 1 else 'are'} 1: "
+                                 f"{split} recall of {'it' if len(absent) == 1 else 'them'} is 0 over no row, and "
+                                 f"{split} roc_auc and average_precision leave {'it' if len(absent) == 1 else 'them'} "
+                                 "out; add rows where they are 1")
+
+
+def counted_labels(count: int) -> str:
+    return f"{count} label" + ("" if count == 1 else "s")
+
+
 @dataclass(frozen=True)
 class ClassLabels:
     """How ``task``'s targets are read: ``num_classes`` (None for regression), ``class_names`` (None:
