@@ -89,7 +89,7 @@ def test_the_default_metric_on_a_regression_task_is_refused_before_any_run(tmp_p
 
 def test_a_metric_only_some_strategies_record_names_the_strategy(tmp_path: Path):
     strategies = parse_strategies({"strategies": {"a": None, "f1-only": {"metrics": ["f1"]}}})
-    with pytest.raises(ConfigError, match="--metric 'test_accuracy' is not recorded by strategy 'f1-only' on "
+    with pytest.raises(ConfigError, match="^metric 'test_accuracy' is not recorded by strategy 'f1-only' on "
                                           "task 'iris'"):
         compare({"iris": BASE}, strategies, tmp_path / "out", seeds=1, jobs=1, quiet=True)
     assert not (tmp_path / "out").exists()
@@ -210,10 +210,19 @@ def test_a_strategy_every_run_of_which_its_config_refuses_exits_2_after_ranking_
     board = json.loads((out / "leaderboard.json").read_text())
     ranked = {e["name"]: e["runs"] for table in board["tasks"].values() for e in table["strategies"]}
     assert ranked == {"plain": 1, "weighted": 0}
-    # alone, the same strategy exits 2 too (no run finished, one reason: the config's)
+    # alone, the same strategy exits 2 too (no run finished, one reason: the config's); two strategies refused
+    # for other reasons, too, naming both (it was exit 4)
     code, _ = _compare(tmp_path, BASE, {"strategies": {
         "weighted": {"strategy.loss": {"name": "cross_entropy", "class_weights": [1, 2]}}}})
     assert code == 2 and "error: no run finished: 1 of 1 runs failed" in capsys.readouterr().err
+    two = {"w2": {"strategy.loss": {"name": "cross_entropy", "class_weights": [1, 2]}},
+           "w4": {"strategy.loss": {"name": "cross_entropy", "class_weights": [1, 2, 3, 4]}}}
+    code, _ = _compare(tmp_path, BASE, {"strategies": two})
+    assert code == 2
+    assert "runs failed (refused on their config or data: 'w2', 'w4')" in capsys.readouterr().err
+    code, out = _compare(tmp_path, BASE, {"strategies": {"plain": None, **two}})
+    line, = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and line.startswith("error: strategies 'w2', 'w4': every run was refused: 'w2': strategy.loss: ")
 
 
 def test_a_regression_leaderboard_ranks_lower_is_better_first(tmp_path: Path):

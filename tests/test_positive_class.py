@@ -105,6 +105,9 @@ def test_a_run_warns_when_class_one_is_the_majority_it_scores_or_weighs(tmp_path
     y = load_dataset(_data(tmp_path / "fraud.csv")).train.y.numpy()
     balancing = (y == 0).sum() / (y == 1).sum()  # n_neg / n_pos, with ok as class 1: below 1
     assert "strategy.loss.pos_weight 30 weighs class 1 ('ok')" in err and f"pos_weight {balancing:.4g} " in err
+    # the majority chosen as class 1 on purpose: its f1 is what the user asked for
+    _run(tmp_path, "chosen_ok", {**data, "positive_class": "ok"}, metrics=["f1"], epochs=1)
+    assert "not of the rare class" not in capsys.readouterr().err
     # the rare class as class 1: nothing to warn of
     _run(tmp_path, "chosen", {**data, "positive_class": "fraud"}, loss={"name": "bce", "pos_weight": 8.0},
          metrics=["f1"], epochs=1)
@@ -161,6 +164,11 @@ def test_tune_refuses_to_search_the_positive_class():
                                           "positive, so trials would be ranked on figures of different classes"):
         refuse_idle_keys(parse_space({"data.positive_class": {"choices": ["ok", "fraud"]},
                                       "strategy.optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}}))
+    sections = [{"source": "csv", "path": "f.csv", "target": "label", "positive_class": "fraud"},
+                {"source": "csv", "path": "f.csv", "target": "label"}]
+    with pytest.raises(ConfigError, match="space key 'data' sets data.positive_class unlike in its choices"):
+        refuse_idle_keys(parse_space({"data": {"choices": sections}}))
+    refuse_idle_keys(parse_space({"data": {"choices": [sections[0], {**sections[0], "path": "g.csv"}]}}))
 
 
 def test_compare_refuses_to_rank_f1_of_strategies_with_other_positive_classes(tmp_path, capsys):

@@ -43,13 +43,12 @@ from trainlab.compare.leaderboard_output import print_leaderboard
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.outputs import (
     is_comparison_record,
-    no_run_finished,
-    refused_strategy,
     say_written,
     write_compare_leaderboard,
     write_report_if_available,
 )
 from trainlab.compare.precheck import DEFAULT_METRIC, check_data_files, check_metric_and_target
+from trainlab.compare.refusals import comparison_error
 from trainlab.compare.run_actions import RunPlan, plan_runs, run_action
 from trainlab.compare.runner import refuse_damaged, run_plans, say_runs_complete
 from trainlab.compare.strategies import (
@@ -266,10 +265,10 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     strategies; ``options`` are :func:`compare`'s (seeds, jobs, target, metric, direction, live, quiet, wait,
     show_leaderboard).
 
-    Raises, once the leaderboard is written: when not one run finished, TrainingError (exit 4), or ConfigError or
-    DataError (exit 2 or 3) where every run failed for one such reason; else ConfigError or DataError for a
-    strategy whose every run was refused alike on its config or data
-    (:func:`~trainlab.compare.outputs.refused_strategy`); WriteError (exit 5) as :func:`compare` raises it, first.
+    Raises, once the leaderboard is written and returned nothing: when not one run finished, TrainingError (exit
+    4), or ConfigError or DataError (exit 2 or 3) where every failed run was refused on its config or data; else
+    ConfigError or DataError naming each strategy every run of which was refused so
+    (:func:`~trainlab.compare.refusals.comparison_error`); WriteError (exit 5) as :func:`compare` raises it, first.
     """
     paths = paths_argument("base_paths", base_paths)
     strategies_path = path_argument(strategies_path, "strategies_path")
@@ -296,12 +295,9 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     source = ComparisonSource.of_files(strategies_path, dict(zip(names, paths, strict=True)), default_out=out is None)
     board = compare(bases, strategies, folder, folders={name: Path(p).parent for name, p in zip(names, paths, strict=True)},
                     source=source, **options)
-    error = no_run_finished(board, folder)
+    error = comparison_error(board, folder)
     if error is not None:
         raise error
-    refused = refused_strategy(board, folder)
-    if refused is not None:
-        raise refused
     return board
 
 

@@ -19,8 +19,8 @@ from trainlab.compare.folder_identity import clear_retraining
 from trainlab.compare.leaderboard_output import write_leaderboard
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.precheck import check_metric_found
-from trainlab.compare.run_actions import ERROR_FILE, RunPlan
-from trainlab.errors import ConfigError, DataError, TrainingError, WriteError, cannot
+from trainlab.compare.run_actions import RunPlan
+from trainlab.errors import WriteError, cannot
 from trainlab.notices import warn
 from trainlab.shell_command import command_line
 
@@ -67,62 +67,6 @@ def say_written(board: dict[str, Any], out: Path, report: Path | None, metric: s
     if stopped is not None:
         raise stopped
     check_metric_found(board, metric)
-
-
-def no_run_finished(board: dict[str, Any], out: Path) -> TrainingError | ConfigError | DataError | None:
-    """The error for a comparison where not one run finished (None when one did): a TrainingError (exit 4), or,
-    where every run failed for one reason that is the config's or the data's (:func:`refusal_kind`), that
-    ConfigError or DataError (exit 2 or 3), as one strategy refused alike beside others is
-    (:func:`refused_strategy`)."""
-    entries = [e for table in board["tasks"].values() for e in table["strategies"]]
-    if any(e["runs"] for e in entries):
-        return None
-    failed = sum(e["failed"] for e in entries)
-    reasons = {str(f.get("reason")) for e in entries for f in e.get("failures") or []}
-    # one reason for every run (a data file not found, a model that cannot be built): said here
-    reason = next(iter(reasons)) if len(reasons) == 1 else None
-    shared = f", all for the same reason: {reason}" if reason is not None and failed > 1 else ""
-    kind = (refusal_kind(reason) if reason is not None else None) or TrainingError
-    return kind(f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed{shared}; the "
-            f"reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run folder's "
-            f"{ERROR_FILE}, summary.json or run.json)")
-
-
-def refusal_kind(reason: str) -> type[ConfigError] | type[DataError] | None:
-    """ConfigError or DataError where a failed run's ``reason`` (``"<error class>: <message>"``) names one of
-    them or a subclass (``CallbackError``): the config's or the data's doing (exit 2 or 3), not the training's;
-    None for any other failure."""
-    name = reason.split(":", 1)[0]
-    for kind in (ConfigError, DataError):
-        family, kinds = [], [kind]
-        while kinds:
-            family.append(kinds.pop())
-            kinds.extend(family[-1].__subclasses__())
-        if name in {member.__name__ for member in family}:
-            return kind
-    return None
-
-
-def refused_strategy(board: dict[str, Any], out: Path) -> ConfigError | DataError | None:
-    """The error for a comparison with a strategy whose every run was refused alike, on its config or its data
-    (``class_weights`` of 2 numbers for 3 classes): a mistake in the strategies file, which the pre-checks
-    could not see without the data, and which would otherwise leave a leaderboard of the other strategies and
-    exit 0. The first such strategy's error (its class decides the exit: 2 or 3), with its reason; None where
-    there is none."""
-    for task, table in board["tasks"].items():
-        for entry in table["strategies"]:
-            reasons = {str(f.get("reason")) for f in entry.get("failures") or []}
-            if entry["runs"] or entry["missing"] or not entry["failed"] or len(reasons) != 1:
-                continue
-            reason = reasons.pop()
-            kind = refusal_kind(reason)
-            if kind is None:
-                continue
-            on_task = f" on task '{task}'" if len(board["tasks"]) > 1 else ""
-            return kind(f"strategy '{entry['name']}'{on_task}: every run was refused: {reason.split(': ', 1)[1]} "
-                        f"(the leaderboard, {out / 'leaderboard.json'}, ranks the other strategies; a changed "
-                        "strategy's runs are trained again)")
-    return None
 
 
 def own_runs(plans: list[RunPlan]) -> list[Path]:

@@ -71,13 +71,14 @@ RARE_SHARE = 0.2  # a class below this share of the training rows is rare (train
 
 
 def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight: Any = None,
-                                 configured: bool = True) -> None:
+                                 configured: bool = True, chosen: bool = False) -> None:
     """Binary data whose class 1 is the majority of the training rows: one warning when the run scores class
     1 alone (:data:`CLASS_ONE_METRICS`) while class 0 is rare (below :data:`RARE_SHARE`), as string labels
     sorted alphabetically make it (``fraud`` < ``ok``): f1 0.99 is then the majority's; one when bce's
     ``pos_weight`` (``pos_weight``: the loss's, a tensor or None) is above 1, which weighs that majority up
     and deepens the imbalance. Both name the fix: ``data.positive_class`` for a run of a config (``configured``),
-    else (``trainlab.fit``'s arrays) relabelling the rare class 1."""
+    else (``trainlab.fit``'s arrays) relabelling the rare class 1. ``chosen``: ``data.positive_class`` was set,
+    so class 1 is the user's choice, and only the ``pos_weight`` warning is given."""
     from trainlab.notices import warn
 
     if data.task != "binary" or not len(data.train):
@@ -92,7 +93,7 @@ def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight:
     fix = f"set {KEY}: {flow_yaml(names[0])} to make it class 1" if configured else \
         "relabel it 1 (y = 1 - y, class_names reversed) to make it class 1"
     scored = [name for name in metric_names if name in CLASS_ONE_METRICS]
-    if scored and zeros < RARE_SHARE * len(y):
+    if scored and zeros < RARE_SHARE * len(y) and not chosen:
         warn(f"{', '.join(scored)} {'is' if len(scored) == 1 else 'are'} of class 1 ({names[1]!r}), {share:.1%} of "
              f"the training rows, not of the rare class {names[0]!r} (class 0; classes are numbered in sorted "
              f"order): {fix}, or watch f1_macro, balanced_accuracy and f1_per_class")

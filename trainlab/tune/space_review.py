@@ -43,15 +43,25 @@ def _idle_reason(key: str) -> str | None:
     return None
 
 
+def _sets_positive_class(param: Param) -> bool:
+    """Whether the choices of a key above ``data.positive_class`` (``data``: whole sections) set it unlike
+    each other (one choice sets it, another leaves it out, or two set other classes)."""
+    if param.key != "data" or param.kind != "categorical":
+        return False
+    return len({str(choice.get("positive_class")) if isinstance(choice, dict) else None
+                for choice in param.choices}) > 1
+
+
 def refuse_idle_keys(space: SearchSpace) -> None:
     """ConfigError for the first key of the space that changes nothing a trial scores, or, for
     ``data.positive_class``, what the metric is of (trials scoring f1 would rank two classes' f1)."""
     for param in space.params:
-        if param.key == "data.positive_class":
-            raise ConfigError("space key 'data.positive_class' chooses which class the metrics call positive, so "
-                              "trials would be ranked on figures of different classes (f1 of one against f1 of the "
-                              "other); remove it from the space (--set data.positive_class=... sets it for every "
-                              "trial)")
+        if param.key == "data.positive_class" or _sets_positive_class(param):
+            what = "chooses" if param.key == "data.positive_class" else "sets data.positive_class unlike in its " \
+                "choices, choosing"
+            raise ConfigError(f"space key '{param.key}' {what} which class the metrics call positive, so trials would "
+                              "be ranked on figures of different classes (f1 of one against f1 of the other); remove "
+                              "it from the space (--set data.positive_class=... sets it for every trial)")
         reason = _idle_reason(param.key)
         if reason is not None:
             where = "" if param.key == "name" else f" (--set {param.key}=... sets it for every trial)"
