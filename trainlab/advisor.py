@@ -54,12 +54,13 @@ from typing import Any
 import numpy as np
 
 from trainlab.data.dataset import numbered_from_one
+from trainlab.data.positive_class import RARE_SHARE
 from trainlab.errors import ConfigError, DataError
 from trainlab.target_scale_advice import off_scale_note, standardised, standardised_numbers
 from trainlab.yaml_files import flow_yaml
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
-MINORITY_FRACTION = 0.2  # below this share the minority class gets pos_weight / class weights
+MINORITY_FRACTION = RARE_SHARE  # below this share (0.2) the minority class gets pos_weight / class weights
 CLASS_WEIGHT_RATIO = 3.0  # largest / smallest class count above which cross_entropy gets class weights
 FOCAL_GAMMA, FOCAL_RARE_ALPHA = 2.0, 0.25  # Lin et al. 2017, Table 1a: the best pair on COCO
 OUTLIER_Z = 3.5  # |robust z| beyond this is an outlier (Iglewicz & Hoaglin 1993)

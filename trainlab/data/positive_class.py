@@ -67,7 +67,7 @@ def swapped_labels(y: np.ndarray) -> np.ndarray:
 
 # the binary metrics that score class 1 alone (roc_auc, accuracy and the macro averages treat both classes alike)
 CLASS_ONE_METRICS = ("precision", "recall", "f1", "average_precision")
-RARE_SHARE = 0.2  # a class below this share of the training rows is rare (trainlab.advisor.MINORITY_FRACTION)
+RARE_SHARE = 0.2  # a class below this share of the training rows is rare (the advisor's MINORITY_FRACTION too)
 
 
 def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight: Any = None,
