@@ -395,9 +395,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     metric_names = run_metrics(config, data, loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
     warn_if_nothing_validated(config.strategy.eval_every_n_steps, data)
-    warn_if_positive_is_majority(data, metric_names, getattr(loss, "pos_weight", None),
-                                 configured=config.data.source != "in_memory",  # trainlab.fit: no data section
-                                 chosen=config.data.positive_class is not None)
+    warn_if_positive_is_majority(data, metric_names, getattr(loss, "pos_weight", None), config.data)
 
     notes["gd_mode"] = gd_mode(batch_size, len(data.train), config.strategy.grad_accum_steps)
     plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps,

@@ -71,16 +71,19 @@ RARE_SHARE = 0.2  # a class below this share of the training rows is rare (the a
 
 
 def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight: Any = None,
-                                 configured: bool = True, chosen: bool = False) -> None:
+                                 data_config: Any = None) -> None:
     """Binary data whose class 1 is the majority of the training rows: one warning when the run scores class
     1 alone (:data:`CLASS_ONE_METRICS`) while class 0 is rare (below :data:`RARE_SHARE`), as string labels
     sorted alphabetically make it (``fraud`` < ``ok``): f1 0.99 is then the majority's; one when bce's
     ``pos_weight`` (``pos_weight``: the loss's, a tensor or None) is above 1, which weighs that majority up
-    and deepens the imbalance. Both name the fix: ``data.positive_class`` for a run of a config (``configured``),
-    else (``trainlab.fit``'s arrays) relabelling the rare class 1. ``chosen``: ``data.positive_class`` was set,
-    so class 1 is the user's choice, and only the ``pos_weight`` warning is given."""
+    and deepens the imbalance. Both name the fix: ``data.positive_class`` for a run of a config
+    (``data_config``, the run's ``data`` section), else (None, or ``trainlab.fit``'s ``in_memory`` arrays)
+    relabelling the rare class 1. Where ``data.positive_class`` is set, class 1 is the user's choice, and only
+    the ``pos_weight`` warning is given."""
     from trainlab.notices import warn
 
+    configured = data_config is not None and data_config.source != "in_memory"
+    chosen = configured and data_config.positive_class is not None
     if data.task != "binary" or not len(data.train):
         return
     y = np.asarray(data.train.y).reshape(-1)
