@@ -186,3 +186,25 @@ def test_compare_refuses_to_rank_f1_of_strategies_with_other_positive_classes(tm
                                               "default and 'fraud': test_f1 would rank a figure of one class")
     assert not (tmp_path / "cmp").exists()  # before any run
     assert main([*args, "--metric", "test_accuracy", "--quiet"]) == 0  # both classes' figure: ranked
+
+
+def test_the_threshold_recipe_of_docs_predict_runs_and_keeps_its_recall(tmp_path):
+    """docs/predict.md's Python recipe for a threshold chosen on the run's own validation split, executed as
+    written (the run folder's path put in): the threshold it picks keeps val recall >= 0.8 (sklearn's
+    recall_score, an independent count), and it is no higher than needed."""
+    import re
+    from pathlib import Path
+
+    from sklearn.metrics import recall_score
+
+    _fraud_csv(tmp_path / "fraud.csv", n=1200)
+    run_dir = _run(tmp_path, "churn", {"source": "csv", "path": str(tmp_path / "fraud.csv"), "target": "label",
+                                      "positive_class": "fraud"})
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "predict.md").read_text()
+    snippet = re.search(r"so its rows go to\n`predict_proba` as they are:\n\n```python\n(.*?)```", doc, re.S).group(1)
+    scope: dict = {}
+    exec(snippet.replace("runs/churn", str(run_dir)), scope)
+    y, p, chosen = scope["val"].y.numpy(), scope["p"], scope["P"]
+    assert recall_score(y, p >= chosen) >= 0.8
+    higher = np.unique(p[p > chosen])
+    assert not len(higher) or recall_score(y, p >= higher[0]) < 0.8  # the next threshold up loses the recall
