@@ -158,17 +158,20 @@ def test_config_records_positive_class(tmp_path):
 def test_tune_refuses_to_search_the_positive_class():
     """A review: a study searching it ranked f1 of 'ok' (the majority) against f1 of 'fraud' and picked 'ok'."""
     from trainlab.tune.space import parse_space
-    from trainlab.tune.space_review import refuse_idle_keys
+    from trainlab.tune.space_review import refuse_positive_class_choice
 
+    space = parse_space({"data.positive_class": {"choices": ["ok", "fraud"]},
+                         "strategy.optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}})
     with pytest.raises(ConfigError, match="space key 'data.positive_class' chooses which class the metrics call "
-                                          "positive, so trials would be ranked on figures of different classes"):
-        refuse_idle_keys(parse_space({"data.positive_class": {"choices": ["ok", "fraud"]},
-                                      "strategy.optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}}))
+                                          "positive, so --metric val_f1 would rank a figure of one class"):
+        refuse_positive_class_choice(space, "val_f1")
+    refuse_positive_class_choice(space, "val_accuracy")  # both classes' figure: a search like any other
     sections = [{"source": "csv", "path": "f.csv", "target": "label", "positive_class": "fraud"},
                 {"source": "csv", "path": "f.csv", "target": "label"}]
     with pytest.raises(ConfigError, match="space key 'data' sets data.positive_class unlike in its choices"):
-        refuse_idle_keys(parse_space({"data": {"choices": sections}}))
-    refuse_idle_keys(parse_space({"data": {"choices": [sections[0], {**sections[0], "path": "g.csv"}]}}))
+        refuse_positive_class_choice(parse_space({"data": {"choices": sections}}), "val_recall")
+    refuse_positive_class_choice(parse_space({"data": {"choices": [sections[0], {**sections[0], "path": "g.csv"}]}}),
+                                 "val_f1")
 
 
 def test_compare_refuses_to_rank_f1_of_strategies_with_other_positive_classes(tmp_path, capsys):
@@ -183,7 +186,8 @@ def test_compare_refuses_to_rank_f1_of_strategies_with_other_positive_classes(tm
             "--jobs", "1", "--out", str(tmp_path / "cmp")]
     assert main([*args, "--metric", "test_f1"]) == 2
     assert capsys.readouterr().err.startswith("error: strategies 'plain' and 'pos' set data.positive_class to the "
-                                              "default and 'fraud': test_f1 would rank a figure of one class")
+                                              "default and 'fraud': --metric test_f1 would rank a figure of one "
+                                              "class")
     assert not (tmp_path / "cmp").exists()  # before any run
     assert main([*args, "--metric", "test_accuracy", "--quiet"]) == 0  # both classes' figure: ranked
 

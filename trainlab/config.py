@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -68,7 +69,8 @@ class DataConfig(BaseModel):
     standardize_target: bool = False  # z-score regression targets; metrics stay in original units
     # binary: the class that is class 1, the positive class of precision/recall/f1 and pos_weight (the
     # rare one, say); None: the second in sorted order (trainlab.data.positive_class)
-    positive_class: bool | str | Int | None = None  # bool: YAML's yes/no/true/on, matched to the class it spells
+    # StrictBool: YAML's yes/no/true/on, matched to the class it spells (1.0 stays a number, not True)
+    positive_class: StrictBool | str | Int | None = None
 
     @field_validator("task")
     @classmethod

@@ -282,6 +282,8 @@ class LoadedRun:
                 model's vocabulary; an attention mask other than 0/1); a run whose saved weights hold
                 NaN/inf (it diverged with ``strategy.divergence.policy: off``: :func:`trainlab.inference.load_run` still
                 loads it, for inspection, but it predicts nothing); rows whose outputs are not finite.
+            ConfigError: a ``threshold`` the run cannot take (:meth:`check_threshold`: not binary or
+                multi-label, outside (0, 1), or a loss without probabilities).
         """
         threshold = self.check_threshold(threshold)
         return self._decisions(self.outputs(x), threshold)

@@ -13,7 +13,7 @@ from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.metric_keys import direction_warning, refuse_negative_loss_target, stand_in
 from trainlab.compare.strategies import NamedStrategy
 from trainlab.config import Config
-from trainlab.data.positive_class import CLASS_ONE_METRICS
+from trainlab.data.positive_class import scores_class_one
 from trainlab.errors import ConfigError, DataError
 from trainlab.metric_hints import unrecorded_hint
 from trainlab.notices import warn
@@ -133,8 +133,8 @@ def check_metric_and_target(configs: dict[tuple[str, str], Config], metric: str,
     the metric or the target's is of the positive class (:func:`refuse_mixed_positive_class`). Returns the warnings' texts, the leaderboard's ``notes``
     (``[]`` when none)."""
     target_metric = parsed_target["metric"] if parsed_target else None
-    for ranked in (metric, target_metric):
-        refuse_mixed_positive_class(configs, ranked)
+    for argument, ranked in (("metric", metric), ("target", target_metric)):
+        refuse_mixed_positive_class(configs, ranked, argument)
     if target:
         refuse_negative_loss_target(target, parsed_target, [config.strategy.loss.name for config in configs.values()])
     check_recorded(configs, metric, target_metric, policies)
@@ -144,12 +144,13 @@ def check_metric_and_target(configs: dict[tuple[str, str], Config], metric: str,
     return ([reversed_ranking] if reversed_ranking else []) + warn_loss_scales(configs, metric, target_metric)
 
 
-def refuse_mixed_positive_class(configs: Mapping[tuple[str, str], Config], metric: str | None) -> None:
+def refuse_mixed_positive_class(configs: Mapping[tuple[str, str], Config], metric: str | None,
+                                argument: str = "metric") -> None:
     """A ConfigError, before any run, where the runs of one task set ``data.positive_class`` differently and
     ``metric`` (``--metric``, or ``--target``'s) is of class 1 alone (``test_f1``: :data:`CLASS_ONE_METRICS`):
-    it would rank f1 of one class against f1 of the other. Metrics of both classes (accuracy, roc_auc, f1_macro)
-    rank alike whichever class is positive."""
-    if metric is None or metric.split("_", 1)[-1] not in CLASS_ONE_METRICS:
+    it would rank (``argument`` ``target``: time) f1 of one class against f1 of the other. Metrics of both
+    classes (accuracy, roc_auc, f1_macro) rank alike whichever class is positive."""
+    if not scores_class_one(metric):
         return
     by_task: dict[str, dict[Any, str]] = {}
     for (task, strategy), config in configs.items():
@@ -158,10 +159,12 @@ def refuse_mixed_positive_class(configs: Mapping[tuple[str, str], Config], metri
         if len(chosen) > 1:
             (first, one), (second, other) = list(chosen.items())[:2]
             shown = ["the default" if value is None else repr(value) for value in (first, second)]
+            split = metric.split("_", 1)[0]
+            both = ", ".join(f"{split}_{name}" for name in ("f1_macro", "roc_auc", "accuracy"))
             raise ConfigError(f"strategies '{one}' and '{other}' set data.positive_class to {shown[0]} and "
-                              f"{shown[1]}: {metric} would rank a figure of one class against the other's; set it "
-                              f"in the base config (or --set data.positive_class=...), or rank by a metric of both "
-                              f"classes (test_f1_macro, test_roc_auc, test_accuracy)")
+                              f"{shown[1]}: {named(argument)} {metric} would {'time' if argument == 'target' else 'rank'} "
+                              f"a figure of one class against the other's; set it in the base config (or --set "
+                              f"data.positive_class=...), or use a metric of both classes ({both})")
 
 
 def check_metric_found(board: dict[str, Any], metric: str) -> None:

@@ -515,15 +515,10 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
 
 def _prepared(config: DataConfig, raw: RawData, task: str, labels: ClassLabels, extras: dict[str, Any],
               splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> Dataset:
-    """The Dataset of the cleaned, split ``splits`` (training, validation, test): preprocessing fitted on the
-    training split and applied to each, the source's transforms (fitted on the training images)."""
-    if task == "multilabel":
-        warn_labels_never_positive({short: y for short, (_, y, _) in zip(("train", "val", "test"), splits.values(),
-                                                                     strict=True)}, labels.class_names)
-    positive = positive_index(config.positive_class, task, labels.class_names)
-    if positive == 0:  # data.positive_class names the class read as 0: swap the two
-        labels = dataclasses.replace(labels, class_names=swapped_names(labels.class_names))
-        splits = {name: (x, swapped_labels(y), cat) for name, (x, y, cat) in splits.items()}
+    """The Dataset of the cleaned, split ``splits`` (training, validation, test), their labels as
+    :func:`_labelled_splits` reads them: preprocessing fitted on the training split and applied to each, the
+    source's transforms (fitted on the training images)."""
+    labels, splits = _labelled_splits(config, task, labels, splits)
     fitted, prepared = _preprocess(config, raw, task, labels.class_names, splits)
     train, val, test = (Split(_features(x), targets_tensor(y, task)) for x, y in prepared)
     train_transform, eval_transform = raw.train_transform, raw.eval_transform
@@ -535,6 +530,24 @@ def _prepared(config: DataConfig, raw: RawData, task: str, labels: ClassLabels, 
                    class_names=labels.class_names,
                    train_transform=train_transform, eval_transform=eval_transform, extras=extras,
                    preprocessing=fitted)
+
+
+SPLIT_KEYS = {"training data": "train", "validation data": "val", "test data": "test"}  # _prepared's splits
+
+
+def _labelled_splits(config: DataConfig, task: str, labels: ClassLabels,
+                     splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+                     ) -> tuple[ClassLabels, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]]:
+    """``(labels, splits)`` as the run reads them: multi-label labels no training row (or no val/test row) sets
+    warned of (:func:`~trainlab.data.labels.warn_labels_never_positive`); a binary task's two classes swapped
+    in every split and in the names where ``data.positive_class`` names the class read as 0
+    (:mod:`trainlab.data.positive_class`)."""
+    if task == "multilabel":
+        warn_labels_never_positive({SPLIT_KEYS[name]: y for name, (_, y, _) in splits.items()}, labels.class_names)
+    if positive_index(config.positive_class, task, labels.class_names) == 0:
+        labels = dataclasses.replace(labels, class_names=swapped_names(labels.class_names))
+        splits = {name: (x, swapped_labels(y), cat) for name, (x, y, cat) in splits.items()}
+    return labels, splits
 
 
 def _preprocess(config: DataConfig, raw: RawData, task: str, class_names: list[str] | None,

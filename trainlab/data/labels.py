@@ -212,6 +212,7 @@ def warn_labels_never_positive(y_by_split: dict[str, np.ndarray], class_names: l
 
 
 def counted_labels(count: int) -> str:
+    """``1 label``, ``3 labels``."""
     return f"{count} label" + ("" if count == 1 else "s")
 
 

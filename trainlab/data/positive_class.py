@@ -33,7 +33,7 @@ def positive_index(positive: Any, task: str, class_names: list[str] | None) -> i
             "metrics of every class: f1_macro, recall_per_class"
         raise ConfigError(f"{KEY} ({short_repr(positive)}) chooses class 1 of a binary task, but this data is "
                           f"{task}; leave it out ({scores})")
-    names = list(class_names) if class_names else ["0", "1"]
+    names = binary_names(class_names)
     shown = _spelt(positive, names) if isinstance(positive, bool) else str(positive)
     if shown not in names:
         listed = ", ".join(repr(name) for name in names)
@@ -42,8 +42,8 @@ def positive_index(positive: Any, task: str, class_names: list[str] | None) -> i
     return names.index(shown)
 
 
-# what YAML reads as true or false unquoted (YAML 1.1, as PyYAML): a class named so is meant by the bool
-YAML_BOOLS = {True: ("yes", "true", "on", "y"), False: ("no", "false", "off", "n")}
+# what PyYAML reads as true or false unquoted (its YAML 1.1 words; not y/n): a class named so is meant by the bool
+YAML_BOOLS = {True: ("yes", "true", "on"), False: ("no", "false", "off")}
 
 
 def _spelt(positive: bool, names: list[str]) -> str:
@@ -56,7 +56,7 @@ def _spelt(positive: bool, names: list[str]) -> str:
 
 def swapped_names(class_names: list[str] | None) -> list[str]:
     """The class names once the two classes are swapped (unnamed labels 0/1 are named by their value)."""
-    first, second = class_names if class_names else ["0", "1"]
+    first, second = binary_names(class_names)
     return [second, first]
 
 
@@ -68,6 +68,18 @@ def swapped_labels(y: np.ndarray) -> np.ndarray:
 # the binary metrics that score class 1 alone (roc_auc, accuracy and the macro averages treat both classes alike)
 CLASS_ONE_METRICS = ("precision", "recall", "f1", "average_precision")
 RARE_SHARE = 0.2  # a class below this share of the training rows is rare (the advisor's MINORITY_FRACTION too)
+
+
+def scores_class_one(metric: str | None) -> bool:
+    """Whether the record key ``metric`` (``test_f1``, ``val_average_precision``) scores class 1 alone, so that
+    runs that set ``data.positive_class`` differently would rank figures of different classes by it: the rule
+    ``trainlab compare`` and ``trainlab tune`` refuse such runs by."""
+    return metric is not None and metric.split("_", 1)[-1] in CLASS_ONE_METRICS
+
+
+def binary_names(class_names: list[str] | None) -> list[str]:
+    """A binary task's two class names, ``['0', '1']`` for unnamed labels (as data.positive_class takes them)."""
+    return list(class_names) if class_names else ["0", "1"]
 
 
 def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight: Any = None,
@@ -91,7 +103,7 @@ def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight:
     zeros = len(y) - ones
     if ones <= zeros:
         return
-    names = data.class_names or ["0", "1"]
+    names = binary_names(data.class_names)
     share = ones / len(y)
     fix = f"set {KEY}: {flow_yaml(names[0])} to make it class 1" if configured else \
         "relabel it 1 (y = 1 - y, class_names reversed) to make it class 1"

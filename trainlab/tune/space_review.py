@@ -4,11 +4,14 @@ Refused before any trial, one :class:`ConfigError` line each, as their trials wo
 
 - a key that changes nothing a trial scores: ``name`` (every trial is named ``<base name>-trial<number>``),
   a key of ``output`` (how a run is recorded) and ``runtime.num_threads`` (how fast it runs), the parts
-  of the base config that a study's record leaves out too (:mod:`trainlab.tune.identity`); and
-  ``data.positive_class``, which changes what the metric is of (f1 of one class or of the other);
+  of the base config that a study's record leaves out too (:mod:`trainlab.tune.identity`);
 - two choices of one key that set the same config (``"1"`` and ``1.0`` for a number, ``focal`` and ``{name:
   focal, gamma: 2}``): each choice is set on the base config as a trial sets it and the resolved configs are
   compared (:func:`trainlab.tune.base_point.settled_config`), unless a ``when:`` tells the two apart.
+
+Refused too, as its trials' values would not be comparable: ``data.positive_class`` chosen by the space where
+the metric scores class 1 alone (``val_f1``: f1 of one class against f1 of the other;
+:func:`refuse_positive_class_choice`).
 
 Warned about (the study runs, but its values are not comparable): ``seed`` (the study would also pick the
 luckiest seed) and the keys that decide the data split (``data.val_fraction``, ``data.test_fraction``,
@@ -23,6 +26,7 @@ import itertools
 from typing import Any
 
 from trainlab.config import validate
+from trainlab.data.positive_class import scores_class_one
 from trainlab.errors import ConfigError
 from trainlab.shell_command import command_line
 from trainlab.tune.base_point import settled_config
@@ -52,16 +56,26 @@ def _sets_positive_class(param: Param) -> bool:
                 for choice in param.choices}) > 1
 
 
-def refuse_idle_keys(space: SearchSpace) -> None:
-    """ConfigError for the first key of the space that changes nothing a trial scores, or, for
-    ``data.positive_class``, what the metric is of (trials scoring f1 would rank two classes' f1)."""
+def refuse_positive_class_choice(space: SearchSpace, metric: str) -> None:
+    """ConfigError where the space chooses ``data.positive_class`` (the key, or ``data`` sections that set it
+    unlike each other) and ``metric`` scores class 1 alone (``val_f1``: the rule ``trainlab compare`` refuses
+    mixed strategies by, :func:`~trainlab.data.positive_class.scores_class_one`): the study would rank f1 of one
+    class against f1 of the other."""
+    if not scores_class_one(metric):
+        return
     for param in space.params:
         if param.key == "data.positive_class" or _sets_positive_class(param):
             what = "chooses" if param.key == "data.positive_class" else "sets data.positive_class unlike in its " \
                 "choices, choosing"
-            raise ConfigError(f"space key '{param.key}' {what} which class the metrics call positive, so trials would "
-                              "be ranked on figures of different classes (f1 of one against f1 of the other); remove "
-                              "it from the space (--set data.positive_class=... sets it for every trial)")
+            raise ConfigError(f"space key '{param.key}' {what} which class the metrics call positive, so --metric "
+                              f"{metric} would rank a figure of one class against the other's; remove it from the "
+                              "space (--set data.positive_class=... sets it for every trial), or tune by a metric of "
+                              "both classes (val_f1_macro, val_roc_auc, val_accuracy)")
+
+
+def refuse_idle_keys(space: SearchSpace) -> None:
+    """ConfigError for the first key of the space that changes nothing a trial scores."""
+    for param in space.params:
         reason = _idle_reason(param.key)
         if reason is not None:
             where = "" if param.key == "name" else f" (--set {param.key}=... sets it for every trial)"

@@ -77,7 +77,7 @@ from trainlab.tune.space import (
     check_space,
     load_space,
 )
-from trainlab.tune.space_review import refuse_idle_keys, refuse_repeated_choices
+from trainlab.tune.space_review import refuse_idle_keys, refuse_positive_class_choice, refuse_repeated_choices
 from trainlab.tune.storage import (
     JOURNAL_NAME,
     STUDY_MARKER,
@@ -494,6 +494,7 @@ def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
     check_metric(settings, base_raw)
     space = load_space(settings.space)
     refuse_idle_keys(space)
+    refuse_positive_class_choice(space, settings.metric)
     check_space(space, base_raw)
     refuse_repeated_choices(space, base_raw)
     # not Optuna's "A new study created ..." line; a refusal leaves no --out behind that it created
