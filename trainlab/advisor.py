@@ -54,10 +54,9 @@ from typing import Any
 import numpy as np
 
 from trainlab.data.dataset import numbered_from_one
-from trainlab.data.positive_class import RARE_SHARE
+from trainlab.data.positive_class import RARE_SHARE, binary_names, choose_positive
 from trainlab.errors import ConfigError, DataError
 from trainlab.target_scale_advice import off_scale_note, standardised, standardised_numbers
-from trainlab.yaml_files import flow_yaml
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
 MINORITY_FRACTION = RARE_SHARE  # below this share (0.2) the minority class gets pos_weight / class weights
@@ -383,11 +382,6 @@ def _class_label(index: int, class_names: list[str] | None) -> str:
     return f"class {index}" + (f" ({class_names[index]!r})" if named else "")
 
 
-def _class_name(index: int, class_names: list[str] | None) -> str:
-    """Class ``index``'s name as data.positive_class takes it (its index for unnamed labels)."""
-    return class_names[index] if class_names is not None and index < len(class_names) else str(index)
-
-
 def _advise_binary(y: np.ndarray, class_names: list[str] | None = None) -> Advice:
     labels = _labels(y, "binary")
     if labels.max() > 1:
@@ -432,8 +426,7 @@ def _advise_binary(y: np.ndarray, class_names: list[str] | None = None) -> Advic
         metrics_reason = (f"{misleading}; the rare class is {_class_label(0, class_names)}, but f1, recall, "
                           f"precision and average_precision are of {_class_label(1, class_names)}, the majority: "
                           "macro f1, balanced accuracy and the per-class recall and f1 (class 0 first) show the "
-                          f"rare class (or set data.positive_class: {flow_yaml(_class_name(0, class_names))} to make the rare "
-                          "class 1)")
+                          f"rare class (or {choose_positive(binary_names(class_names)[0])} to make the rare class 1)")
     return Advice({"name": "bce", "pos_weight": pos_weight}, "binary", reasons, metrics, evidence, alternatives,
                   metrics_reason)
 

@@ -13,7 +13,7 @@ from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.metric_keys import direction_warning, refuse_negative_loss_target, stand_in
 from trainlab.compare.strategies import NamedStrategy
 from trainlab.config import Config
-from trainlab.data.positive_class import scores_class_one
+from trainlab.data.positive_class import both_classes_metrics, scores_class_one
 from trainlab.errors import ConfigError, DataError
 from trainlab.metric_hints import unrecorded_hint
 from trainlab.notices import warn
@@ -159,8 +159,7 @@ def refuse_mixed_positive_class(configs: Mapping[tuple[str, str], Config], metri
         if len(chosen) > 1:
             (first, one), (second, other) = list(chosen.items())[:2]
             shown = ["the default" if value is None else repr(value) for value in (first, second)]
-            split = metric.split("_", 1)[0]
-            both = ", ".join(f"{split}_{name}" for name in ("f1_macro", "roc_auc", "accuracy"))
+            both = both_classes_metrics(metric.split("_", 1)[0])
             raise ConfigError(f"strategies '{one}' and '{other}' set data.positive_class to {shown[0]} and "
                               f"{shown[1]}: {named(argument)} {metric} would {'time' if argument == 'target' else 'rank'} "
                               f"a figure of one class against the other's; set it in the base config (or --set "

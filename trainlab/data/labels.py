@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainlab.config_fields import short_repr, shown_name
+from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.data.dataset import class_values, is_one_hot, one_label_per_row, stray_label_cells
 from trainlab.errors import DataError
 from trainlab.notices import warn, warn_of_split
@@ -157,6 +157,12 @@ def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None) -> None
                         "classifier needs rows of at least two classes")
 
 
+def _label_list(indices: np.ndarray, class_names: list[str] | None) -> str:
+    """``urgent, vip`` (or ``0, 3`` without names: a 1.0 read as the 1 written), the first five and ``...``."""
+    names = [class_names[int(i)] if class_names else f"{i:g}" for i in indices[:5]]
+    return ", ".join(map(shown_name, names)) + (", ..." if len(indices) > 5 else "")
+
+
 def warn_classes_absent(split: str, classes: np.ndarray, y: np.ndarray, class_names: list[str] | None,
                         why: str) -> None:
     """One warning naming the ``classes`` (training class indices) that the labels ``y`` of the ``split``
@@ -166,19 +172,12 @@ def warn_classes_absent(split: str, classes: np.ndarray, y: np.ndarray, class_na
     on the model; the per-class lists and the confusion matrix show it (recall 0, a row of zeros)."""
     missing = classes[~np.isin(classes, y)]
     if len(missing):
-        names = [class_names[int(c)] if class_names else f"{c:g}" for c in missing[:5]]  # 1.0 read as the 1 written
         warn_of_split(split, f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
-                     f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): {why}, so "
+                     f"({_label_list(missing, class_names)}): {why}, so "
                      f"{split} metrics score them on no row: a macro average counts such a class only where the "
                      "model predicts it (the classes in the targets or the predictions, as scikit-learn), and the "
                      "per-class lists and the confusion matrix show it (recall 0, a row of zeros); add rows of "
                      "those classes")
-
-
-def _label_list(indices: np.ndarray, class_names: list[str] | None) -> str:
-    """``'urgent', 'vip'`` (or ``0, 3`` without names), the first five and ``...``."""
-    names = [shown_name(class_names[int(i)]) if class_names else str(int(i)) for i in indices[:5]]
-    return ", ".join(names) + (", ..." if len(indices) > 5 else "")
 
 
 def warn_labels_never_positive(y_by_split: dict[str, np.ndarray], class_names: list[str] | None) -> None:
@@ -193,7 +192,7 @@ def warn_labels_never_positive(y_by_split: dict[str, np.ndarray], class_names: l
         return
     never = np.flatnonzero(train.sum(axis=0) == 0)
     if len(never):
-        warn(f"{counted_labels(len(never))} of {train.shape[1]} ({_label_list(never, class_names)}) "
+        warn(f"{counted(len(never), 'label')} of {train.shape[1]} ({_label_list(never, class_names)}) "
              f"{'is' if len(never) == 1 else 'are'} 1 in no training row: the model cannot learn to predict "
              f"{'it' if len(never) == 1 else 'them'} (f1 0, which lowers f1_macro; roc_auc and average_precision "
              "leave such labels out); add rows where they are 1, or drop the column")
@@ -204,16 +203,11 @@ def warn_labels_never_positive(y_by_split: dict[str, np.ndarray], class_names: l
             continue
         absent = np.flatnonzero(learnt & (y.sum(axis=0) == 0))
         if len(absent):
-            warn_of_split(split, f"the {split} split holds no row where {counted_labels(len(absent))} "
+            warn_of_split(split, f"the {split} split holds no row where {counted(len(absent), 'label')} "
                                  f"({_label_list(absent, class_names)}) {'is' if len(absent) == 1 else 'are'} 1: "
                                  f"{split} recall of {'it' if len(absent) == 1 else 'them'} is 0 over no row, and "
                                  f"{split} roc_auc and average_precision leave {'it' if len(absent) == 1 else 'them'} "
                                  "out; add rows where they are 1")
-
-
-def counted_labels(count: int) -> str:
-    """``1 label``, ``3 labels``."""
-    return f"{count} label" + ("" if count == 1 else "s")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
+from trainlab.notices import warn
 from trainlab.registry import did_you_mean
 from trainlab.yaml_files import flow_yaml
 
@@ -82,6 +83,18 @@ def binary_names(class_names: list[str] | None) -> list[str]:
     return list(class_names) if class_names else ["0", "1"]
 
 
+def choose_positive(name: str) -> str:
+    """The setting that makes class ``name`` class 1, as a fix says it: ``set data.positive_class: fraud``
+    (quoted where YAML would read it otherwise: ``'no'``)."""
+    return f"set {KEY}: {flow_yaml(name)}"
+
+
+def both_classes_metrics(split: str) -> str:
+    """Metrics that score both classes alike, whichever is positive, of ``split`` (``val``, ``test``): the ones
+    to rank or tune by where runs set data.positive_class differently."""
+    return ", ".join(f"{split}_{name}" for name in ("f1_macro", "roc_auc", "accuracy"))
+
+
 def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight: Any = None,
                                  data_config: Any = None) -> None:
     """Binary data whose class 1 is the majority of the training rows: one warning when the run scores class
@@ -92,8 +105,6 @@ def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight:
     (``data_config``, the run's ``data`` section), else (None, or ``trainlab.fit``'s ``in_memory`` arrays)
     relabelling the rare class 1. Where ``data.positive_class`` is set, class 1 is the user's choice, and only
     the ``pos_weight`` warning is given."""
-    from trainlab.notices import warn
-
     configured = data_config is not None and data_config.source != "in_memory"
     chosen = configured and data_config.positive_class is not None
     if data.task != "binary" or not len(data.train):
@@ -105,7 +116,7 @@ def warn_if_positive_is_majority(data: Any, metric_names: list[str], pos_weight:
         return
     names = binary_names(data.class_names)
     share = ones / len(y)
-    fix = f"set {KEY}: {flow_yaml(names[0])} to make it class 1" if configured else \
+    fix = f"{choose_positive(names[0])} to make it class 1" if configured else \
         "relabel it 1 (y = 1 - y, class_names reversed) to make it class 1"
     scored = [name for name in metric_names if name in CLASS_ONE_METRICS]
     if scored and zeros < RARE_SHARE * len(y) and not chosen:

@@ -26,7 +26,7 @@ import itertools
 from typing import Any
 
 from trainlab.config import validate
-from trainlab.data.positive_class import scores_class_one
+from trainlab.data.positive_class import both_classes_metrics, scores_class_one
 from trainlab.errors import ConfigError
 from trainlab.shell_command import command_line
 from trainlab.tune.base_point import settled_config
@@ -70,7 +70,7 @@ def refuse_positive_class_choice(space: SearchSpace, metric: str) -> None:
             raise ConfigError(f"space key '{param.key}' {what} which class the metrics call positive, so --metric "
                               f"{metric} would rank a figure of one class against the other's; remove it from the "
                               "space (--set data.positive_class=... sets it for every trial), or tune by a metric of "
-                              "both classes (val_f1_macro, val_roc_auc, val_accuracy)")
+                              f"both classes ({both_classes_metrics('val')})")
 
 
 def refuse_idle_keys(space: SearchSpace) -> None:
