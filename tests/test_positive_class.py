@@ -75,6 +75,13 @@ def test_positive_class_of_unnamed_labels_and_refusals(tmp_path):
     with pytest.raises(ConfigError, match=r"data.positive_class 'frud' is not a class of this data \(its classes: "
                                           r"'fraud', 'ok'\); did you mean 'fraud'\?"):
         load_dataset(_data(tmp_path / "fraud.csv", positive_class="frud"))
+    for bad in (2.5, ["fraud"]):  # one line naming what it takes (it said "Input should be a valid boolean")
+        with pytest.raises(ConfigError, match=r"data.positive_class names one class \(a class name, or 0 or 1 for "
+                                              r"unnamed labels\); got"):
+            validate({"name": "p", "data": {"source": "csv", "path": "f.csv", "target": "label",
+                                            "positive_class": bad},
+                      "model": {"name": "linear"}, "strategy": {"loss": "bce", "optimizer": {"name": "sgd", "lr": 0.1},
+                                                                "epochs": 1}})
     three = pd.DataFrame({"a": rng.normal(size=90), "label": ["x", "y", "z"] * 30})
     three.to_csv(tmp_path / "three.csv", index=False)
     with pytest.raises(ConfigError, match="chooses class 1 of a binary task, but this data is multiclass"):

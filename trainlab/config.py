@@ -80,6 +80,17 @@ class DataConfig(BaseModel):
                              f"got {short_repr(value)}{did_you_mean(value, list(DATA_TASKS))}")
         return value
 
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _one_class(cls, value: Any) -> Any:
+        # a name, a whole number (unnamed labels) or a YAML boolean word; else one line saying so, not the
+        # union's first arm ("Input should be a valid boolean")
+        whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+        if value is None or isinstance(value, bool | str) or whole:
+            return value
+        raise ValueError(f"data.positive_class names one class (a class name, or 0 or 1 for unnamed labels); got "
+                         f"{short_repr(value)}")
+
     @model_validator(mode="after")
     def _no_name_key(self) -> DataConfig:
         # the source is looked up as {"name": source, **options}: a data.name would replace the source
