@@ -714,17 +714,20 @@ def test_a_run_still_training_is_said_to_be_so_not_told_to_resume(tmp_path, caps
     assert f"(the run did not finish; try 'trainlab resume {run}')" in capsys.readouterr().err
 
 
-def test_a_better_verdict_is_shown_with_its_holm_p_and_its_own_colour(tmp_path):
-    """compare calls a lower-ranked strategy that beat the best on the shared seeds 'better'."""
+@pytest.mark.parametrize(("verdict", "css", "test"), [("better", "verdict-better", "paired-t"),
+                                                      ("worse on every seed", "verdict-worse-on-every-seed", "sign")])
+def test_a_better_verdict_is_shown_with_its_holm_p_and_its_own_colour(tmp_path, verdict, css, test):
+    """compare calls a lower-ranked strategy that beat the best on the shared seeds 'better', and one below the
+    best on every seed where no test shows it 'worse on every seed'."""
     root = fake_comparison(tmp_path / "cmp", {name: SEVEN[name] for name in ("adam", "sgd", "hopeless")}, seeds=2)
     board = json.loads((root / "leaderboard.json").read_text())
     flaky = board["tasks"]["digits"]["strategies"][1]
-    flaky["vs_best"].update({"verdict": "better", "p_holm": 0.0123, "test": "paired-t"})
+    flaky["vs_best"].update({"verdict": verdict, "p_holm": 0.0123, "test": test})
     (root / "leaderboard.json").write_text(json.dumps(board))
     html = write_report([root], tmp_path / "report.html").read_text()
     row = re.search(rf'<td><span class="name">{flaky["name"]}</span></td>.*?</tr>', html, re.S).group(0)
-    assert '<span class="verdict-better">better (p_holm = 0.0123, paired-t)</span>' in row
-    assert ".verdict-better {" in html
+    assert f'<span class="{css}">{verdict} (p_holm = 0.0123, {test})</span>' in row
+    assert f".{css} {{" in html
 
 
 @pytest.mark.parametrize("damage", ["tasks a list", "strategies a mapping", "an entry a number"])

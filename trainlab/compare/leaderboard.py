@@ -255,7 +255,9 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
 
     The verdict follows the test and the side of the difference: ``worse`` or ``better`` when
     ``p_holm < ALPHA`` (``better`` only for a strategy ranked below the best for another reason: its
-    failed seeds, or a mean over other seeds than the best's), else ``indistinguishable``; a strategy no test
+    failed seeds, or a mean over other seeds than the best's), else ``worse on every seed`` (``better on every
+    seed``) where the strategy is on one side of the best on every seed both ran (:func:`every_seed_side`; with
+    no seed in common, every run on one side of every run of the best's), else ``indistinguishable``; a strategy no test
     applies to gets :func:`untested_verdict` (``too few seeds``, ``all runs failed``, ``not run``). A difference
     the same on every seed gets the exact sign test's p, not the t test's 0
     (:func:`~trainlab.compare.stats.paired_test`)."""
@@ -269,26 +271,50 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
     for entry in entries[1:]:
         values = dict(zip(entry["metrics"][metric]["seeds"], entry["metrics"][metric]["values"], strict=True))
         shared = sorted(set(values) & set(best_values))
-        result = None
+        result, side = None, 0
         if len(shared) >= 2:
             result = stats.paired_test([values[s] for s in shared], [best_values[s] for s in shared])
+            side = every_seed_side([sign * values[s] for s in shared], [sign * best_values[s] for s in shared])
         elif len(values) >= 2 and len(best_values) >= 2:
             result = stats.welch_test(list(values.values()), list(best_values.values()))
+            side = separated_side([sign * v for v in values.values()], [sign * v for v in best_values.values()])
         improvement = stats.probability_of_improvement([sign * v for v in values.values()],
                                                        [sign * v for v in best_values.values()])
-        results.append((entry, result, improvement))
-    adjusted = stats.holm([r.p if r else None for _, r, _ in results])
+        results.append((entry, result, side, improvement))
+    adjusted = stats.holm([r.p if r else None for _, r, _, _ in results])
     best["vs_best"] = {"test": None, "p": None, "p_holm": None,
                        "verdict": "best" if best_values else untested_verdict(best, metric), "prob_improvement": None}
-    for (entry, result, improvement), p_holm in zip(results, adjusted, strict=True):
+    for (entry, result, side, improvement), p_holm in zip(results, adjusted, strict=True):
         if result is None:
             verdict = untested_verdict(entry, metric)
         elif p_holm < ALPHA and result.sign != 0:
             verdict = "better" if result.sign * sign > 0 else "worse"
+        elif side:
+            verdict = f"{'better' if side > 0 else 'worse'} on every seed"
         else:
             verdict = "indistinguishable"
         entry["vs_best"] = {"test": result.test if result else None, "p": result.p if result else None,
                             "p_holm": p_holm, "verdict": verdict, "prob_improvement": improvement}
+
+
+def every_seed_side(scores: list[float], best_scores: list[float]) -> int:
+    """+1 where every paired score (larger is better: the metric times its direction's sign) is above the best
+    strategy's on the same seed, -1 where every one is below, 0 otherwise: a seed on which the two are equal
+    within round-off (:func:`~trainlab.compare.stats.tied`) is on neither side. The verdict of a difference the
+    test does not show (``p_holm >= ALPHA``) but every seed agrees on: a strategy 85 points below the best on
+    both of 2 seeds (the sign test's p = 0.5, the smallest 2 seeds can give) was "indistinguishable"."""
+    sides = {0 if stats.tied(a, b) else (1 if a > b else -1) for a, b in zip(scores, best_scores, strict=True)}
+    return sides.pop() if len(sides) == 1 else 0
+
+
+def separated_side(scores: list[float], best_scores: list[float]) -> int:
+    """The unpaired :func:`every_seed_side` (no seed both ran, Welch's test): +1 where every score is above every
+    one of the best's, -1 where every one is below, 0 where the two samples overlap or touch within round-off."""
+    if min(scores) > max(best_scores) and not stats.tied(min(scores), max(best_scores)):
+        return 1
+    if max(scores) < min(best_scores) and not stats.tied(max(scores), min(best_scores)):
+        return -1
+    return 0
 
 
 def untested_verdict(entry: dict[str, Any], metric: str) -> str:
@@ -338,12 +364,15 @@ def undetected_note(task: str, entries: list[dict[str, Any]], seeds: int) -> str
     than :data:`FEW_SEEDS_FOR_POWER` seeds: a user trial read 29 such verdicts, one of them 7 points below the
     best on 3 seeds, as "all equal". None where some difference was shown, or nothing was compared."""
     verdicts = [(entry.get("vs_best") or {}).get("verdict") for entry in entries]
-    compared = verdicts.count("indistinguishable")
+    agreeing = [v for v in verdicts if v in ("worse on every seed", "better on every seed")]
+    compared = verdicts.count("indistinguishable") + len(agreeing)
     if not compared or seeds >= FEW_SEEDS_FOR_POWER or {"worse", "better"} & set(verdicts):
         return None
+    every_seed = (f", and '{agreeing[0]}' that the seeds agree on a side, which no test supports at this count"
+                  if agreeing else "")
     return (f"task '{task}': no strategy is told apart from the best (p_holm < {ALPHA}) in "
             f"{counted(compared, 'comparison')} on {counted(seeds, 'seed')}: 'indistinguishable' means no difference "
-            f"was shown, not that the strategies are equal; {counted(seeds, 'seed')}"
+            f"was shown, not that the strategies are equal{every_seed}; {counted(seeds, 'seed')}"
             f"{f' and a Holm correction over {compared} comparisons' if compared > 1 else ''} give the tests little "
             f"power: {FEW_SEEDS_FOR_POWER} seeds or more tell such differences apart")
 

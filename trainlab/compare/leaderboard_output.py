@@ -165,7 +165,8 @@ def _table_row(entry: dict[str, Any], metric: str, label: str, target: dict[str,
     verdict = vs["verdict"]
     if vs["p_holm"] is not None:
         verdict += f" p={vs['p_holm']:.2g}"
-    style = {"best": "bold green", "worse": "red", "better": "bold yellow"}.get(vs["verdict"], "")
+    style = {"best": "bold green", "worse": "red", "better": "bold yellow", "worse on every seed": "magenta",
+             "better on every seed": "yellow"}.get(vs["verdict"], "")
     rank = "-" if entry["rank"] is None else str(entry["rank"])  # no run that counts: no rank (the CSV: empty)
     row = [rank, label,
            f"{_fmt(block.get('mean'))} ± {spread_text(block)}{count_text(entry, block)}",

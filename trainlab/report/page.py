@@ -59,7 +59,8 @@ code, pre { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 pre { background: var(--band); padding: 10px 12px; overflow-x: auto; border-radius: 4px; max-height: 640px; }
 details { margin: 6px 0 12px; } summary { cursor: pointer; color: var(--accent); }
 .verdict-best { color: #1b7a1b; font-weight: 600; } .verdict-worse { color: #b00020; }
-.verdict-indistinguishable { color: #8a6d00; } .verdict-better { color: #1b5e9e; font-weight: 600; }
+.verdict-indistinguishable { color: #8a6d00; } .verdict-worse-on-every-seed { color: #a0446b; }
+.verdict-better-on-every-seed { color: #1b5e9e; } .verdict-better { color: #1b5e9e; font-weight: 600; }
 .verdict-all-runs-failed { color: #b00020; } .verdict-not-run { color: #666; }
 """
 

@@ -35,8 +35,8 @@ MAX_PREDICTION_FIGURES = 4  # run-folder reports: confusion/residual figures for
 # the verdicts trainlab compare writes (compare/leaderboard.py), each with a CSS class of the page; any other
 # value in a leaderboard.json (a hand edit, a planted file) gets the neutral class, never its own text
 VERDICT_CLASSES = {verdict: "verdict-" + verdict.replace(" ", "-")
-                   for verdict in ("best", "better", "worse", "indistinguishable", "too few seeds", "all runs failed",
-                                   "not run")}
+                   for verdict in ("best", "better", "worse", "worse on every seed", "better on every seed",
+                                   "indistinguishable", "too few seeds", "all runs failed", "not run")}
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -343,7 +343,8 @@ def leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric: 
         stats = (entry.get("metrics") or {}).get(metric) or {}
         vs = entry.get("vs_best") or {}
         verdict = str(vs.get("verdict") or "–")
-        if vs.get("p_holm") is not None and verdict in ("indistinguishable", "worse", "better"):
+        if vs.get("p_holm") is not None and verdict in ("indistinguishable", "worse", "better", "worse on every seed",
+                                                        "better on every seed"):
             verdict_text = f"{verdict} (p_holm = {fmt(vs['p_holm'], 3)}, {vs.get('test') or '?'})"
         else:
             verdict_text = verdict
