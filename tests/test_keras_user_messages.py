@@ -24,6 +24,7 @@ from trainlab.engine.batching import BatchPlan
 from trainlab.errors import ConfigError
 from trainlab.metrics import METRICS, TASKS, get_metric, validate_metrics
 from trainlab.name_aliases import METRIC_NAMES
+from trainlab.run_result_lines import restored_line
 
 ROOT = Path(__file__).resolve().parents[1]
 STILL = {"name": "sgd", "lr": 1e-30}  # no weight moves: the monitor never improves after its first value
@@ -318,3 +319,38 @@ def test_reduce_on_plateau_mode_auto_is_the_monitors_direction_as_leaving_it_out
         auto = build_schedule({"name": "reduce_on_plateau", "mode": "auto", "monitor": monitor}, 100, 10)
         left_out = build_schedule({"name": "reduce_on_plateau", "monitor": monitor}, 100, 10)
         assert auto.mode == left_out.mode == direction
+
+
+# ----------------------------------------------------------------------------------- whose weights are saved
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_the_summary_and_the_result_say_whose_weights_early_stopping_left(restore_best):
+    """A teacher's two runs, with and without restore_best, printed the same lines and wrote summaries that differed
+    only in their numbers. Now ``restored_epoch`` names the epoch put back, and the saved model's validation loss
+    is that epoch's record's (or, without restore_best, the last epoch's)."""
+    strategy = dict(BASE, optimizer={"name": "sgd", "lr": 3.0}, epochs=30,
+                    early_stopping={"patience": 2, "restore_best": restore_best})
+    result = _fit(strategy)
+    summary = result.summary
+    epochs = [r for r in result.history if r.get("scope", "epoch") == "epoch" and "val_loss" in r]
+    best = min(epochs, key=lambda r: r["val_loss"])
+    assert summary["stopped_early"] and summary["best_epoch"] == best["epoch"] < summary["epochs_run"]
+    kept = best if restore_best else epochs[-1]
+    assert summary["restored_epoch"] == (best["epoch"] if restore_best else None)
+    assert summary["val"]["loss"] == pytest.approx(kept["val_loss"], rel=1e-5)
+    line = restored_line(summary)
+    if restore_best:
+        assert line == (f"model: epoch {best['epoch']}'s weights, the best val_loss (early stopping's restore_best), "
+                        "not the last epoch's")
+    else:
+        assert line == "model: the last epoch's weights (early_stopping.restore_best: false), not the best epoch's"
+
+
+def test_no_line_where_the_best_epoch_is_the_last_or_nothing_stopped():
+    assert restored_line({"restored_epoch": 5, "epochs_run": 5, "stopped_early": False}) is None
+    assert restored_line({"restored_epoch": None, "epochs_run": 5, "stopped_early": False,
+                          "stop_reason": "epochs=5 reached"}) is None
+    assert restored_line({"epochs_run": 5, "stopped_early": False}) is None  # a summary written before the key
+    assert restored_line({"restored_epoch": 3, "epochs_run": 5, "stopped_early": False,
+                          "stop_reason": "epochs=5 reached"}) == ("model: epoch 3's weights (early stopping's "
+                                                                   "restore_best), not the last epoch's")

@@ -196,3 +196,25 @@ def test_ignored_labels_are_no_training_class_of_the_majority():
                      task="multiclass")
     (line,) = [line for line in said if "for every" in line]
     assert "it learnt the class frequencies (the training majority)" in line
+
+
+@pytest.mark.parametrize("init", ["zeros", [{"name": "zeros"}]])
+def test_a_symmetric_init_is_named_as_the_cause_not_the_learning_rate(capsys, init):
+    """A teacher's MLP with strategy.init zeros (one initializer, or a list of them) predicted one class for every row and was told to train longer or
+    change the learning rate (trainlab lr-find): its hidden units started alike and got the same gradients."""
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 3
+    x = (rng.normal(scale=3.0, size=(3, 4))[y] + rng.normal(size=(300, 4))).astype(np.float32)
+    strategy = {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 30, "epochs": 3}
+
+    def warned(**extra) -> list[str]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        trainlab.fit(model, (x[:200], y[:200]), dict(strategy, **extra), val=(x[200:], y[200:]),
+                     runtime={"num_threads": 1})
+        return [line for line in _warnings(capsys) if "for every" in line]
+
+    lines = warned(init=init)
+    assert len(lines) == 1 and "strategy.init 'zeros' starts every unit of a layer with the same weights" in lines[0]
+    assert "lr-find" not in lines[0]
+    assert warned() == []  # the default initialisation tells the classes apart

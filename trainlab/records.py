@@ -159,6 +159,9 @@ class Summary(TypedDict):
     # epoch of the best monitored validation: an int for an epoch's, fractional (its step record's epoch,
     # e.g. 1.5) for a mid-epoch one, which early stopping counts with eval_every_n_steps
     best_epoch: float | None
+    # the epoch whose weights early stopping's restore_best put back into model.safetensors; None: the weights
+    # training ended with (absent in summaries before 2026-12-07)
+    restored_epoch: NotRequired[float | None]
     stopped_early: bool
     stop_reason: str | None
     train_time_s: float

@@ -88,6 +88,22 @@ def train_line(summary: dict, evaluated: str) -> str | None:
     return f"train{evaluated}: {', '.join(numbers) or '(no rows in this split)'} (the saved model, eval mode)"
 
 
+def restored_line(summary: dict) -> str | None:
+    """Whose weights the saved model holds where early stopping decided it: ``model: epoch 14's weights, the best
+    val_loss (early stopping's restore_best)``, or after an early stop with ``restore_best: false`` the last
+    epoch's; None otherwise (a teacher's two runs, with and without restore_best, printed the same lines)."""
+    restored = summary.get("restored_epoch")
+    if isinstance(restored, int | float) and not isinstance(restored, bool):
+        if restored == summary.get("epochs_run"):
+            return None  # the best was the last validation: the weights training ended with
+        monitor = str(summary.get("stop_reason") or "").removeprefix("early stopping: ").split(" did not", 1)[0]
+        best = f", the best {monitor}" if summary.get("stopped_early") and monitor else ""
+        return f"model: epoch {restored:g}'s weights{best} (early stopping's restore_best), not the last epoch's"
+    if summary.get("stopped_early") and str(summary.get("stop_reason") or "").startswith("early stopping"):
+        return "model: the last epoch's weights (early_stopping.restore_best: false), not the best epoch's"
+    return None
+
+
 def print_run_result(summary: dict, path: Path) -> None:
     """The run's result on stdout; nothing for a finished run that a resume left as it was (its one line,
     ``notes["nothing_to_resume"]``, was said on stderr already)."""
@@ -97,6 +113,9 @@ def print_run_result(summary: dict, path: Path) -> None:
         return
     print(f"run {summary['name']}: {summary['stop_reason']} after {run_length(summary)} "
           f"({summary['train_time_s']:.2f} s, {summary['mode']}{rows_text(summary)})")
+    restored = restored_line(summary)
+    if restored:
+        print(restored)
     names = recorded_class_names(path)
     width = name_width(summary["val"], summary["test"])  # one column for both tables
     evaluated = evaluated_as(summary.get("evaluation"))

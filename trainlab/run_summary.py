@@ -22,7 +22,7 @@ from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.records import best_epoch, safe_summary
 from trainlab.run_checks import input_fixes
 from trainlab.runtime import environment
-from trainlab.trivial_outcome import TrivialOutcome
+from trainlab.trivial_outcome import TrivialOutcome, symmetric_init
 
 
 def _final_notes(built: Built) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def final_evaluations(built: Built) -> dict[str, dict[str, Any]]:
                    for split in ("val", "test")}
     if outcome is not None:
         outcome.warn(built.data, built.loss, built.config.data.standardize_target,
-                     input_fixes(built.data).raw_targets)
+                     input_fixes(built.data).raw_targets, symmetric_init(built.config.strategy.init))
     if built.config.output.evaluate_train:
         evaluations["train"] = built.evaluator.evaluate(built.data.train)
     return evaluations
@@ -183,6 +183,9 @@ def summarize(built: Built) -> dict[str, Any]:
         "epochs_run": state.epoch,
         "steps": state.step,
         "best_epoch": best,
+        # the epoch whose weights early stopping put back into the saved model (restore_best); None: the weights
+        # training ended with (no early stopping, restore_best: false, or no validation was a number)
+        "restored_epoch": stopping[0].restored_epoch if stopping else None,
         "stopped_early": state.stopped_early,
         "stop_reason": state.stop_reason,
         "train_time_s": round(state.train_time_s, 6),

@@ -9,7 +9,8 @@ says once:
 
 - classification (binary, multiclass): one class predicted for every row of each of val and test that holds
   rows of two or more classes (a split of one class tells nothing; a model whose predictions vary on either
-  split is no constant). Said as the class frequencies learnt where that class is the training majority,
+  split is no constant). The fix named is the learning rate or a longer run, or, after a symmetric
+  ``strategy.init`` (``zeros``, ``constant``: every unit of a layer alike), the initialisation. Said as the class frequencies learnt where that class is the training majority,
   else as no class told apart; a binary run predicting class 1 is told that f1, precision and recall are of it.
 - regression: R² below 0 on val (else test), as the run's ``r2`` metric gives it (the mean over target
   columns), worse than predicting the split's mean for every row. The fix named is the
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -53,6 +55,7 @@ class TrivialOutcome:
 
     task: str | None
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    retry: str = ""  # the fix the warning names (:meth:`warn`)
 
     def observer(self, split: str) -> Callable[[torch.Tensor, torch.Tensor], None] | None:
         """What :meth:`~trainlab.engine.evaluation.Evaluator.evaluate` calls with split ``split``'s predictions
@@ -66,10 +69,12 @@ class TrivialOutcome:
 
         return observe
 
-    def warn(self, data: Dataset, loss: Loss, standardized: bool, fix: str) -> None:
+    def warn(self, data: Dataset, loss: Loss, standardized: bool, fix: str, init: str | None = None) -> None:
         """The warning, if the outcome is a constant's (the module docstring); ``loss``: the run's;
         ``standardized``: whether the targets were trained standardised; ``fix``: the data's fix of raw targets
-        (:attr:`~trainlab.run_checks.InputFixes.raw_targets`)."""
+        (:attr:`~trainlab.run_checks.InputFixes.raw_targets`); ``init``: the name of a symmetric
+        ``strategy.init`` (:func:`symmetric_init`), named as the cause instead of the learning rate."""
+        self.retry = symmetric_init_advice(init) if init else "train longer or with another learning rate (trainlab lr-find)"
         if self.task == "regression":
             split = next((name for name in SPLITS if name in self.seen), None)
             if split is not None:
@@ -103,7 +108,7 @@ class TrivialOutcome:
         rare = "" if not majority else \
             f"; or weigh the rare class more: the loss's {weighed} did not stop it" if weighed else \
             "; or, for a rare class, weigh it in the loss (class_weights; pos_weight for bce)"
-        warn(f"{said}; train longer or with another learning rate (trainlab lr-find){rare}")
+        warn(f"{said}; {self.retry}{rare}")
 
     def _warn_regression(self, split: str, data: Dataset, loss_name: str, standardized: bool, fix: str) -> None:
         predictions, target = self.seen[split]
@@ -128,4 +133,25 @@ class TrivialOutcome:
             warn(f"{said}, but on {len(target)} rows only, whose own mean is the baseline: an R² a little below 0 on "
                  f"so few rows is mostly noise; hold out more {split} rows before reading it")
         else:
-            warn(f"{said}; train longer or with another learning rate (trainlab lr-find), or check the features")
+            warn(f"{said}; {self.retry}, or check the features")
+
+
+SYMMETRIC_INITS = ("zeros", "constant")  # initializers that give every unit of a layer the same weights
+
+
+def symmetric_init(init: Any) -> str | None:
+    """The name of the first initializer in ``strategy.init`` (one :class:`~trainlab.config_strategy.InitConfig`,
+    a list of them, or None) that starts every unit of a layer alike (:data:`SYMMETRIC_INITS`), else None."""
+    for one in init if isinstance(init, list) else [init]:
+        name = getattr(one, "name", None)
+        if name in SYMMETRIC_INITS:
+            return name
+    return None
+
+
+def symmetric_init_advice(name: str) -> str:
+    """The fix of a constant outcome after a symmetric initializer: a teacher's ``strategy.init: zeros`` MLP,
+    whose hidden units all got the same (zero) gradients, was told to train longer or change the learning rate."""
+    return (f"strategy.init '{name}' starts every unit of a layer with the same weights, so they get the same "
+            "gradients and stay alike (no symmetry breaking): leave strategy.init out (the model's default "
+            "initialisation) or use kaiming or xavier")

@@ -14,7 +14,8 @@ from trainlab.notices import warn
 
 
 class EarlyStopping(Callback):
-    """Keras/Lightning semantics; with ``restore_best`` the best weights are put back at the end.
+    """Keras/Lightning semantics; with ``restore_best`` the best weights are put back at the end (whether the run
+    stopped early or ran its epochs), and ``restored_epoch`` says whose they are (the summary's ``restored_epoch``).
 
     ``patience`` counts the validations the monitor is read in: one per epoch, plus the mid-epoch ones of
     ``eval_every_n_steps`` (a record without the monitor, e.g. ``train_loss`` at a mid-epoch validation, is
@@ -48,6 +49,7 @@ class EarlyStopping(Callback):
         # weights, so the summary scores the best epoch's model with the loss it was validated with
         self.best_loss_weights: dict[str, torch.Tensor] | None = None
         self._said_undefined = False  # the warning of a monitor NaN from its first validation, once per fit
+        self.restored_epoch: float | None = None  # the epoch whose weights on_train_end put back, once it has
 
     def on_train_start(self, view: TrainerView) -> None:
         if view.state.epoch == 0 and view.state.step == 0:
@@ -98,6 +100,7 @@ class EarlyStopping(Callback):
     def on_train_end(self, view: TrainerView) -> None:
         if self.restore_best and self.best_weights is not None and view.state.finished:
             view.load_weights(self.best_weights)
+            self.restored_epoch = self.best_epoch
             if self.best_loss_weights is not None:
                 view.load_loss_weights(self.best_loss_weights)
 
