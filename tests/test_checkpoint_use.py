@@ -471,3 +471,22 @@ def test_a_bad_checkpoint_name_on_the_command_line_is_one_error_line(runs, tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: run ") and "has no checkpoint 'bset'" in err
     assert "its checkpoints: best, step-" in err and "did you mean 'best'?" in err
+
+
+def test_rows_of_nan_are_refused_without_a_word_on_their_scale(runs, tmp_path, capsys):
+    """A user's all-NaN file got 'these rows look standardised already ... averages nan here, nan standard deviations'
+    before its error: rows holding NaN are left out of that check, and the error alone is said."""
+    run = trainlab.load_run(runs["cancer"])
+    x, _ = _cancer_rows()
+    np.savez(tmp_path / "nan.npz", x=np.full((2, x.shape[1]), np.nan))
+    capsys.readouterr()
+    with pytest.raises(DataError, match="holds nan"):
+        run.predict_file(tmp_path / "nan.npz")
+    assert "warning" not in capsys.readouterr().err
+    once = run.preprocess(x[:50]).numpy()
+    once[0, :] = np.nan  # one NaN row among rows standardised already: the others are still warned of, by number
+    np.savez(tmp_path / "once.npz", x=once)
+    with pytest.raises(DataError, match="holds nan"):
+        run.predict_file(tmp_path / "once.npz")
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "these rows look standardised already" in line and " nan" not in line

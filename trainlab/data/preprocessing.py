@@ -346,14 +346,17 @@ def warn_standardised_twice(preprocessing: dict[str, Any], raw: np.ndarray, stan
     them: one warning when they look standardised already (:func:`looks_standardised_already`: the
     standardised rows lie far out while the rows as given have the size of standardised values). Rows that
     ``run.preprocess`` or ``run.read`` returned, saved and given again, are standardised twice that way, every prediction
-    silently wrong (a wine run's 'alcohol' lands 16 standard deviations out)."""
+    silently wrong (a wine run's 'alcohol' lands 16 standard deviations out). Rows holding NaN or inf are left
+    out (an all-NaN file was said to average nan, "nan standard deviations out", before its error)."""
     columns = varying_columns(preprocessing)
     width = len(preprocessing.get("mean") or [])
     if not columns or raw.ndim != 2 or raw.shape[1] != width or standardised.ndim != 2 \
             or standardised.shape[1] < width:
         return
-    twice = standardised[:, columns].astype(np.float64)
-    distance = looks_standardised_already(raw[:, columns].astype(np.float64), twice)
+    twice, given = standardised[:, columns].astype(np.float64), raw[:, columns].astype(np.float64)
+    finite = np.isfinite(given).all(axis=1)  # a row holding NaN is refused on its own, not averaged here as nan
+    twice, given = twice[finite], given[finite]
+    distance = looks_standardised_already(given, twice)
     if distance is None:
         return
     means = twice.mean(axis=0)
@@ -363,7 +366,7 @@ def warn_standardised_twice(preprocessing: dict[str, Any], raw: np.ndarray, stan
     name = f"'{shown_name(names[column])}'" if column < len(names) else f"{column} (counting from 0)"
     warn(f"{what}: these rows look standardised already: their values have the size of standardised ones, and "
          f"standardised as the training rows were they lie {distance:.3g} training standard deviations out (the "
-         f"median feature; {name} averages {raw[:, column].mean():.4g} here, {means[farthest]:.3g} standard "
+         f"median feature; {name} averages {given[:, farthest].mean():.4g} here, {means[farthest]:.3g} standard "
          f"deviations from its training mean {preprocessing['mean'][column]:.4g}); rows are taken raw, as "
          "the training file held them, so rows standardised already (what run.preprocess and run.read return) are "
          "standardised twice: give the raw rows (from Python, pass standardised ones to run.predict(x))")
