@@ -13,6 +13,7 @@ import trainlab.data.builtins  # noqa: F401  (registers the sources)
 from trainlab.config import DataConfig
 from trainlab.data import DATA_SOURCES, load_dataset
 from trainlab.data.predict_media import read_texts
+from trainlab.data.text import read_table
 from trainlab.errors import DataError
 
 SOURCES = {"text_tsv": ("\t", "sentence"), "text_csv": (",", "text")}
@@ -224,11 +225,41 @@ def test_a_quote_never_closed_is_named_where_it_opened(tmp_path):
     file.write_text("\n".join(rows) + "\n", encoding="utf-8")
     with pytest.raises(DataError) as caught:
         load_text(file, "text_csv")
-    assert "the record at line 4 runs on to line 6: a quote that opens a text there and is never closed joins the " \
-           "lines after it; close it" in str(caught.value)
+    assert str(caught.value) == (
+        f"text file {file} line 4: the record at line 4 runs on to line 6: a quote that opens a text there and is "
+        "never closed joins the lines after it, until a quote at line 6 closes it with more text after it; close it "
+        "(a quote inside a quoted text is written twice: \"\")")
     fine = tmp_path / "m.csv"  # a text of several lines, quoted as it should be: read, no such error
     fine.write_text('text,label\n' + '"two\nlines, one text",positive\nplain,negative\n' * 5, encoding="utf-8")
     assert len(load_text(fine, "text_csv").train) == 10
+
+
+def test_a_stray_quote_never_merges_two_rows_and_names_its_own_line(tmp_path):
+    """A user trial: a stray quote at line 32 swallowed line 33 up to that row's own opening quote, and the two rows
+    were read as one text (exit 0, 60 rows of 61, the merged text given line 33's label); a quote never closed to
+    the end of the file was named at line 31, the row before it. Line numbers counted as grep -n counts them."""
+    rows = [f"plain film {i},{i % 2}" for i in range(30)]
+    cases = {
+        "merged": (['"never closed,1'] + [f'"bad film {i}",{i % 2}' for i in range(30)],
+                   "line 32: the record at line 32 runs on to line 33: a quote that opens a text there and is never "
+                   "closed joins the lines after it, until a quote at line 33 closes it with more text after it"),
+        "to the end": (['"never closed,1'] + rows,
+                       "line 32: a quote that opens a text there is never closed, so the record runs on to the end of "
+                       "the file (line 62)"),
+        "one line": (['"quoted" more,1'], "line 32: a quoted text's closing quote is followed by more text before "
+                                          "the comma"),
+    }
+    for name, (tail, said) in cases.items():
+        file = tmp_path / f"{name}.csv"
+        file.write_text("\n".join(["text,label", *rows, *tail]) + "\n", encoding="utf-8")
+        assert file.read_text().splitlines()[31] == tail[0]  # line 32 (grep -n) is where the quote opens
+        with pytest.raises(DataError) as caught:
+            load_text(file, "text_csv")
+        assert str(caught.value).startswith(f"text file {file} {said}"), (name, str(caught.value))
+    fine = tmp_path / "fine.csv"  # quotes written twice inside a quoted text, a quote inside an unquoted one
+    fine.write_text('text,label\n' + '"a ""quoted"" word",1\nsay "hi" twice,0\n' * 5, encoding="utf-8")
+    table = read_table(fine, "text", "label", ",")
+    assert table.texts == ['a "quoted" word', 'say "hi" twice'] * 5 and table.lines == tuple(range(2, 12))
 
 
 def test_numbers_and_missing_markers_with_spaces_are_no_label_twins(tmp_path, capsys):

@@ -169,6 +169,26 @@ def _ragged_row(file: Path, start: int, row: list[str], columns: list[str], deli
                      f"{len(columns)} ({name}-separated){hint}")
 
 
+def _malformed(file: Path, problem: str, start: int, end: int, delimiter: str) -> DataError:
+    """The error for a record (lines ``start`` to ``end``) the strict CSV reader refused: a quote never closed
+    before the end of the file, or a closing quote followed by more text than the delimiter (a quote that opened a
+    text and was never closed, closed by the next row's opening quote; or ``"text" ,1``)."""
+    close = "close it (a quote inside a quoted text is written twice: \"\")"
+    if "unexpected end of data" in problem:
+        return DataError(f"text file {file} line {start}: a quote that opens a text there is never closed, so the "
+                         f"record runs on to the end of the file (line {end}); {close}")
+    if "expected after" in problem:
+        shown = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        if end > start:
+            return DataError(f"text file {file} line {start}: the record at line {start} runs on to line {end}: a "
+                             "quote that opens a text there and is never closed joins the lines after it, until a "
+                             f"quote at line {end} closes it with more text after it; {close}")
+        return DataError(f"text file {file} line {start}: a quoted text's closing quote is followed by more text "
+                         f"before the {shown} (\"the text\" more,label); quote the whole text, and write a quote "
+                         "inside it twice (\"\")")
+    return DataError(f"text file {file} line {end} is not valid CSV: {problem}")
+
+
 def _swallowing(record: tuple[int, int, list[str]] | None, delimiter: str, labels: list[str]) -> tuple[int, int] | None:
     """The first and last line of ``record`` (start, end, fields) where one of its fields holds a line that ends
     in the delimiter and a label already read (``..., positive``): a record of its own, swallowed by a quote
@@ -204,10 +224,16 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     quoted = delimiter != "\t" if quoted is None else quoted
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     csv.field_size_limit(2**31 - 1)  # IMDB reviews exceed the default 128 KiB field limit rarely, but do
+    reader: Any = None
+    last_end = 0  # the file line the last record read ended on: the next starts one after it
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+            # strict: a closing quote followed by more text is an error, not the text's continuation (a stray
+            # quote at line 32 swallowed line 33, which the next row's opening quote closed, and the two rows were
+            # read as one with line 33's label); an unclosed quote at the end of the file too
+            reader = csv.reader(handle, delimiter=delimiter, quoting=quoting, strict=quoted)
             header = _header(reader, file, text_column)
+            last_end = reader.line_num
             columns = [c.strip() for c in header]
             if text_column not in columns:
                 hint = _reading_hint(header, delimiter, text_column, label_column)
@@ -224,7 +250,9 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             blank_lines: list[int] = []  # one column: empty lines kept once a row follows them
             joined: tuple[int, int, list[str]] | None = None  # the last record that ran over several lines
             for row in reader:
-                start = reader.line_num - sum(field.count("\n") for field in row)
+                # the line after the last record's (a count of the newlines inside its fields is one short for a
+                # quote never closed, whose field holds the file's last newline too)
+                start, last_end = last_end + 1, reader.line_num
                 previous, joined = joined, ((start, reader.line_num, row) if reader.line_num > start else None)
                 if not row and len(columns) == 1:
                     blank_lines.append(start)
@@ -249,7 +277,8 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     except UnicodeDecodeError:
         raise not_utf8(file, "text") from None
     except csv.Error as exc:
-        raise DataError(f"text file {file} is not valid CSV: {exc}") from None
+        raise _malformed(file, str(exc), last_end + 1, reader.line_num if reader is not None else 1,
+                         delimiter) from None
     except OSError as exc:
         raise DataError(f"cannot read text file {file}: {exc}") from None
     if not texts and not predict:
