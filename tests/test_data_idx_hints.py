@@ -109,3 +109,20 @@ def test_a_gz_name_on_a_file_that_is_not_gzip_says_so(tmp_path):
         load_dataset(DataConfig(source="idx", path=str(folder)), seed=0)
     assert str(error.value) == (f"IDX file {labels}.gz is named .gz but is not gzip-compressed (it starts with "
                                 "0x0000, not gzip's 0x1f8b); rename it to t10k-labels-idx1-ubyte")
+
+
+def test_an_empty_idx_file_is_named_and_one_test_name_null_is_a_config_error(tmp_path):
+    """A user trial: files whose headers count 0 items gave 'training data is empty (0 rows)', naming no file;
+    test_images: null alone was a data error (exit 3) showing Python's None."""
+    from trainlab.errors import ConfigError
+
+    folder = mnist_folder(tmp_path / "zero", np.zeros(0, np.uint8), np.array([0, 1]))
+    with pytest.raises(DataError) as caught:
+        load_dataset(DataConfig(source="idx", path=str(folder)))
+    assert str(caught.value) == (f"IDX train split: {folder / 'train-images-idx3-ubyte'} holds no images (its header "
+                                 "counts 0); the train split needs at least one image and its label")
+    folder = mnist_folder(tmp_path / "ok", np.arange(20) % 2, np.array([0, 1]))
+    with pytest.raises(ConfigError) as caught:
+        load_dataset(DataConfig(source="idx", path=str(folder), test_images=None))
+    assert str(caught.value) == ("set both data.test_images and data.test_labels, or both to null; got "
+                                 "test_images=null, test_labels='t10k-labels-idx1-ubyte'")

@@ -391,3 +391,27 @@ def test_the_documented_limits_are_pillows(tmp_path, capsys):
     assert raw.x_train.shape == (3, 1, 4, 4)
     assert capsys.readouterr().err.startswith(f"warning: image {tmp_path / 'a' / 'big.png'} has 95,000,000 pixels, "
                                               "more than the 89,478,485 pixels above which Pillow warns")
+
+
+@pytest.mark.parametrize("where", ["a class folder", "the data folder", "a predict folder"])
+def test_a_loop_of_symbolic_links_is_a_broken_link_not_exit_5(tmp_path, where):
+    """A user trial: a link to itself in a class folder (loop.png -> loop.png) was 'cannot read or write ... Too
+    many levels of symbolic links', exit 5 (a disk's failure), not the broken link it is (exit 3); two links to
+    each other beside the class folders too."""
+    from trainlab.data.predict_media import image_files
+
+    root = tmp_path / "d"
+    for name in ("a", "b"):
+        for i in range(2):
+            save(root / name / f"{i}.png", stored(seed=i))
+    folder = root if where == "the data folder" else root / "a"
+    if where == "the data folder":
+        (folder / "ring").symlink_to("ring2")
+        (folder / "ring2").symlink_to("ring")
+        said = "contains ring, a broken symbolic link (its target ring2 leads back to a link before it: a loop)"
+    else:
+        (folder / "loop.png").symlink_to("loop.png")
+        said = "contains loop.png, a broken symbolic link (its target loop.png leads back to a link before it: a loop)"
+    with pytest.raises(DataError) as caught:
+        image_files(folder) if where == "a predict folder" else build(root)
+    assert said in str(caught.value)

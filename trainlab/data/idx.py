@@ -21,7 +21,7 @@ import numpy as np
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.paths import resolve
 from trainlab.data.transforms import image_transforms, statistics_check
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
 
 UBYTE = 0x08  # the IDX dtype byte of unsigned bytes, the only one MNIST-family files use
 IMAGES_MAGIC = 0x00000803
@@ -75,7 +75,7 @@ def _read_exactly(file: Path, ndim: int) -> tuple[tuple[int, ...], bytes]:
             magic = int.from_bytes(head[:4], "big")
             if magic != expected_magic:
                 raise DataError(f"IDX file {file} has magic number 0x{magic:08x}; expected 0x{expected_magic:08x} "
-                                f"(a {kind} file: 2 zero bytes, dtype byte 0x08, {ndim} dimension(s))")
+                                f"(an {kind} file: 2 zero bytes, dtype byte 0x08, {ndim} dimension(s))")
             if len(head) < header_size:
                 raise DataError(f"IDX file {file} is truncated: {len(head)} bytes, expected a {header_size}-byte "
                                 "header")
@@ -135,6 +135,10 @@ def _split(folder: Path, images_name: str, labels_name: str, prefix: str) -> tup
     images_file = _idx_file(folder, images_name, f"{prefix} images")
     labels_file = _idx_file(folder, labels_name, f"{prefix} labels")
     images, labels = read_idx(images_file, 3), read_idx(labels_file, 1)
+    if not len(images) or not len(labels):  # a header of 0 items: "training data is empty" named no file
+        empty = images_file if not len(images) else labels_file
+        raise DataError(f"IDX {prefix} split: {empty} holds no {'images' if empty == images_file else 'labels'} "
+                        f"(its header counts 0); the {prefix} split needs at least one image and its label")
     if len(images) != len(labels):
         raise DataError(f"IDX {prefix} split: {images_file} holds {len(images)} images but {labels_file} "
                         f"holds {len(labels)} labels")
@@ -172,8 +176,11 @@ def idx(
     x_train, y_train = _split(folder, train_images, train_labels, "train")
     x_test = y_test = None
     if (test_images is None) != (test_labels is None):
-        raise DataError("set both data.test_images and data.test_labels, or both to null; got "
-                        f"test_images={test_images!r}, test_labels={test_labels!r}")
+        def shown(name: str | None) -> str:
+            return "null" if name is None else repr(name)
+
+        raise ConfigError("set both data.test_images and data.test_labels, or both to null; got "
+                          f"test_images={shown(test_images)}, test_labels={shown(test_labels)}")
     if test_images is not None and test_labels is not None:
         x_test, y_test = _split(folder, test_images, test_labels, "test")
         if x_test.shape[1:] != x_train.shape[1:]:

@@ -179,8 +179,12 @@ class _Caches:
 def _is_cache(entry: os.DirEntry, cache: _Caches) -> bool:
     """``entry`` is the folder ``data.cache_dir`` names, holding no image (runs write it; a class folder
     named as the cache_dir holds images, and :func:`scan` refuses it), or another folder holding only
-    trainlab's cache files (:func:`is_cache_folder`), recorded in ``cache.former``."""
-    if not entry.is_dir():
+    trainlab's cache files (:func:`is_cache_folder`), recorded in ``cache.former``. A loop of symbolic links
+    (``is_dir`` raises ELOOP) is no cache: the caller refuses it as a broken link."""
+    try:
+        if not entry.is_dir():
+            return False
+    except OSError:
         return False
     if cache.configured is not None and Path(entry.path).resolve() == cache.configured:
         return not any(is_image_name(name) for name in os.listdir(entry.path))
@@ -205,8 +209,13 @@ def _loose_images(folder: Path) -> list[str]:
 def broken_link_error(folder: str | os.PathLike, link: str, what: str = "") -> DataError:
     """The one line for a symbolic link in ``folder`` whose target is gone (training's readers and predict's walk
     say it alike): its name and target, and to restore the target (``what``: when that applies) or remove it."""
+    try:
+        os.stat(link)
+        gone = "does not exist"
+    except OSError as exc:
+        gone = "leads back to a link before it: a loop" if exc.errno == errno.ELOOP else "does not exist"
     return DataError(f"{folder} contains {os.path.basename(link)}, a broken symbolic link (its target "
-                     f"{os.readlink(link)} does not exist); restore its target{what + ',' if what else ''} or remove the link")
+                     f"{os.readlink(link)} {gone}); restore its target{what + ',' if what else ''} or remove the link")
 
 def _class_folders(folder: Path, cache: _Caches) -> list[Path]:
     """The class folders in ``folder``, sorted by :func:`class_name` (the same order whichever normalisation
@@ -241,6 +250,9 @@ def _images_in(folder: Path, cache: _Caches, at_top: bool = False, others: list[
     with os.scandir(folder) as listing:  # scandir: the entry type comes with the listing, no stat per file
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
+        if entry.is_symlink() and not os.path.exists(entry.path) and not is_hidden(entry.name):
+            # before is_dir(), which raises for a loop of links (ELOOP) where it says False for a missing target
+            raise broken_link_error(f"class folder {folder}", entry.path)
         if is_hidden(entry.name) or _is_cache(entry, cache):
             continue
         if entry.is_dir():
@@ -322,6 +334,9 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
     with os.scandir(root) as listing:
         entries = sorted((e for e in listing if not is_hidden(e.name) and not _is_cache(e, cache)),
                          key=lambda e: e.name)
+    for entry in entries:  # a link whose target is gone, or a loop of links (is_dir() raises ELOOP for it)
+        if entry.is_symlink() and not os.path.exists(entry.path):
+            raise broken_link_error(root, entry.path, " if it is a class or split folder")
     names = [e.name for e in entries if e.is_dir()]
     found = split_folders(names, str(root))
     split_roots = {split: root / name for split, name in found.items()}

@@ -107,6 +107,11 @@ def _walk(folder: Path, parents: frozenset[str], found: list[Path]) -> None:
                         "out") from None
     for entry in entries:
         path = Path(entry.path)
+        if entry.is_symlink() and not os.path.exists(path):  # gone, or a loop of links (is_dir() raises ELOOP)
+            if is_image_name(entry.name):
+                raise broken_link_error(folder, path)
+            found.append(path)  # a broken link named otherwise: a skipped file, said
+            continue
         if entry.is_dir():  # follows a link, as training follows a linked class folder
             real = os.path.realpath(path)
             if real in parents:
@@ -115,9 +120,7 @@ def _walk(folder: Path, parents: frozenset[str], found: list[Path]) -> None:
                 warn(f"predict skips {path}: it holds only trainlab's image cache (data.cache_dir), no images")
             else:
                 _walk(path, parents | {real}, found)
-        elif entry.is_symlink() and not os.path.exists(path) and is_image_name(entry.name):
-            raise broken_link_error(folder, path)
-        elif entry.is_file() or entry.is_symlink():  # a broken link named otherwise: a skipped file, said
+        elif entry.is_file() or entry.is_symlink():
             found.append(path)
 
 
