@@ -208,7 +208,7 @@ def test_option_errors_name_the_model(spec, shape, start):
 
 
 def test_cnn2d_on_images_without_a_channel_axis_says_how_to_add_one():
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(DataError) as raised:
         build_model({"name": "cnn2d"}, (8, 8), 3)
     assert str(raised.value) == ("model 'cnn2d' expects inputs shaped (channels, height, width); got (8, 8); for "
                                  "images of one channel save x shaped (N, 1, 8, 8), e.g. x[:, None]")

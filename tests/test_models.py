@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS, build_model, count_parameters
 from trainlab.models.text import masked_mean
 
@@ -106,10 +106,10 @@ def test_resnet_option_a_shortcut_is_subsample_and_zero_pad():
     ({"depth": 20, "widths": [16, 32]}, (3, 32, 32)),
     ({"shortcut": "bottleneck"}, (3, 32, 32)),
     ({"widths": [64, 32, 16]}, (3, 32, 32)),
-    ({}, (32, 32)),
+    ({}, (32, 32)),  # the data's shape, not the options: a data error (exit 3), a config that does not fit its data
 ])
 def test_resnet_rejects_bad_arguments(kwargs, shape):
-    with pytest.raises(ConfigError, match="resnet"):
+    with pytest.raises(ConfigError if len(shape) == 3 else DataError, match="resnet"):
         build_model({"name": "resnet", **kwargs}, shape, 10)
 
 
@@ -450,7 +450,7 @@ def test_hf_pretrained_argument_errors(tiny_bert_dir, tmp_path):
         build_model({"name": "hf_pretrained", "package": "no_such_model_package_xyz"}, (2, 8), 3)
     with pytest.raises(ConfigError, match="max_position_embeddings"):
         build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (2, 64), 3)
-    with pytest.raises(ConfigError, match="expects inputs shaped"):
+    with pytest.raises(DataError, match="expects inputs shaped"):
         build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (3, 8), 3)
 
 

@@ -36,6 +36,11 @@ def test_values_the_annotation_allows_pass(option, value):
     ("momentum", "1e999", "a number; 1e999 is not a finite number (a 64-bit float reads it as inf); write a finite "
                           "number"),
     ("momentum", [0.9], "a number"),
+    # float() reads both (as 10 and 0.5); the config's own number fields refuse them: so do options now
+    ("momentum", "1_0", "a number; 1_0 is no decimal number (the config's numbers are written with the digits 0-9, a "
+                        "point and an exponent, e.g. 10, 0.5 or 1e-3)"),
+    ("momentum", "\u0660.\u0665", "a number; \u0660.\u0665 is no decimal number (the config's numbers are written with "
+                                "the digits 0-9, a point and an exponent, e.g. 10, 0.5 or 1e-3)"),
     ("steps", 2.5, "a whole number"),
     ("steps", "3", "a whole number"),
     ("nesterov", "yes", "true or false"),

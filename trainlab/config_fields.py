@@ -38,7 +38,7 @@ Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not co
 
 
 # a number written in decimal: what YAML leaves a string (1e-3, which has no dot) and Python's float() reads
-_DECIMAL_TEXT = re.compile(r"^\s*[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$")
+DECIMAL_TEXT = re.compile(r"^\s*[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$")
 
 
 def underflow_problem(text: str) -> str | None:
@@ -56,7 +56,7 @@ def _number_not_bool(value: Any) -> Any:
     if isinstance(value, str):  # decimal text only: pydantic would read '1_0.5' as 10.5
         if value.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):  # --set x=inf
             raise ValueError(f"must be a finite number; got {value.strip()}")
-        if not _DECIMAL_TEXT.match(value):
+        if not DECIMAL_TEXT.match(value):
             raise ValueError(f"must be a number (e.g. 0.5 or 1e-3); got {short_repr(value)}")
         problem = underflow_problem(value)
         if problem:

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.config_fields import underflow_problem
+from trainlab.config_fields import DECIMAL_TEXT, underflow_problem
 
 _UNCHECKED = object()  # a type this module does not check
 # a number PyYAML (YAML 1.1) leaves as text: an exponent without a dot or without a sign (1e-4, 5e3, 1.5e3)
@@ -75,13 +75,17 @@ def _text_number_problem(text: str) -> str | None:
     """Why ``text`` is no number a factory can be given; None when it reads as one: "" when Python's ``float``
     does not read it (``'fast'``), else why the 64-bit float it reads as is not the number written: ``inf``,
     ``nan`` and ``1e400`` (read as inf) are not finite, and ``1e-400`` reads as 0.0
-    (:func:`~trainlab.config_fields.underflow_problem`, the config's own words for ``1.0e-400``)."""
+    (:func:`~trainlab.config_fields.underflow_problem`, the config's own words for ``1.0e-400``); text other than
+    decimal digits (``1_0``, ``٠.٥``), which ``float`` reads, is refused as the config's number fields refuse it."""
     try:
         number = float(text)
     except ValueError:
         return ""
     if not math.isfinite(number):
         return f"{text.strip()} is not a finite number (a 64-bit float reads it as {number}); write a finite number"
+    if not DECIMAL_TEXT.match(text):  # float() reads '1_0' as 10 and other scripts' digits ('٠.٥' as 0.5)
+        return (f"{text.strip()} is no decimal number (the config's numbers are written with the digits 0-9, a "
+                "point and an exponent, e.g. 10, 0.5 or 1e-3)")
     return underflow_problem(text)
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from trainlab.config_fields import short_repr
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS, dropout_rate, positive_size
 from trainlab.models.mlp import make_activation
 
@@ -95,8 +95,9 @@ def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channe
     kernel, pool, hidden, dropout = _conv_values(model, channels, kernel, pool, hidden, dropout)
     if len(input_shape) != dims + 1:
         layout = "(channels, length)" if dims == 1 else "(channels, height, width)"
-        raise ConfigError(f"model '{model}' expects inputs shaped {layout}; got {tuple(input_shape)}"
-                          f"{_layout_hint(dims, tuple(input_shape))}")
+        # the data's shape, not the model's options: exit 3, as a config that does not fit its data (README)
+        raise DataError(f"model '{model}' expects inputs shaped {layout}; got {tuple(input_shape)}"
+                        f"{_layout_hint(dims, tuple(input_shape))}")
     _check_pooling_fits(dims, input_shape[1:], len(channels), kernel, pool)
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d

@@ -368,8 +368,8 @@ def _classifier(input_shape: tuple[int, ...], output_dim: int, path: str | None,
     built from its config.json alone, random until a run's weights are loaded into it."""
     dropout = _option_values(pooling, trim_padding, dropout)
     if len(input_shape) == 2 and input_shape[0] != 2 or len(input_shape) not in (1, 2):
-        raise ConfigError(f"model 'hf_pretrained' expects inputs shaped (2, length) [ids, mask] or (length,); "
-                          f"got input_shape={tuple(input_shape)}")
+        raise DataError(f"model 'hf_pretrained' expects inputs shaped (2, length) [ids, mask] or (length,); "
+                        f"got input_shape={tuple(input_shape)}")  # the data's shape: exit 3
     transformers = _transformers()
     folder = resolve_model_dir(path, package)
     config = _read_config(transformers, folder)

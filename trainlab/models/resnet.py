@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.config_fields import FLOAT32_MAX, short_repr
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.initializers import dirac_first_filters_
 from trainlab.models import MODELS, positive_size
 from trainlab.models.global_pool import GlobalMaxPool
@@ -34,7 +34,7 @@ from trainlab.option_types import numbers_read
 
 def _image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(input_shape) != 3:
-        raise ConfigError(
+        raise DataError(  # the data's shape: exit 3, as a config that does not fit its data (README)
             f"model '{name}' expects images shaped (channels, height, width); got input_shape={tuple(input_shape)}"
         )
     channels, height, width = (int(d) for d in input_shape)

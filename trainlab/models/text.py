@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS, dropout_rate
 from trainlab.registry import value_hint
 
@@ -114,7 +114,8 @@ def transformer_encoder(input_shape: tuple[int, ...], output_dim: int, vocab_siz
             the tokenizer must put a [CLS] token first).
     """
     if len(input_shape) != 1:
-        raise ConfigError(f"model 'transformer_encoder' expects token ids shaped (length,); got input_shape={tuple(input_shape)}")
+        raise DataError(f"model 'transformer_encoder' expects token ids shaped (length,); got input_shape="
+                        f"{tuple(input_shape)}")  # the data's shape: exit 3, a config that does not fit its data
     if vocab_size is None:
         raise ConfigError("model 'transformer_encoder' needs vocab_size (number of token ids, 0 = padding); "
                           "set model.vocab_size")
