@@ -102,3 +102,21 @@ def test_names_and_reasons_with_brackets_are_printed_as_written_not_as_markup():
         assert f"│ {name} " in printed
         assert f"failed: {name} seed 2: error: KeyError('[/" in printed
         assert f"note: {name}: val_x [/note]" in printed
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("no", "a strategy is named no, false or off, which YAML reads as false, not as text: quote the name ('no': ...)"),
+    ("yes", "a strategy is named yes, true or on, which YAML reads as true, not as text: quote the name ('yes': ...)"),
+    ("~", "a strategy is named ~ or null, which YAML reads as null, not as text: quote the name ('null': ...)"),
+])
+def test_a_yaml_word_as_a_strategy_name_is_refused_not_renamed(tmp_path, text, said):
+    """A user's `strategies: {no: {...}, yes: {...}}` ran as folders runs/iris/False and runs/iris/True."""
+    import yaml
+
+    file = tmp_path / "s.yaml"
+    file.write_text(f"strategies:\n  {text}: {{strategy.epochs: 1}}\n  '{text}': {{strategy.epochs: 2}}\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_strategies(yaml.safe_load(file.read_text()), "s.yaml")
+    assert str(caught.value) == f"s.yaml: {said}"
+    quoted = parse_strategies(yaml.safe_load(f"strategies:\n  '{text}': {{strategy.epochs: 2}}\n"), "s.yaml")
+    assert [s.name for s in quoted] == [text]

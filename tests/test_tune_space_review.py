@@ -118,3 +118,19 @@ def test_an_int_range_written_on_a_key_that_takes_fractions_is_one_warning(key, 
                                "take whole numbers only), but the key takes fractions too (strategy.optimizer.lr=1.5 "
                                "is accepted); for a float range write low: 1.0, or add type: float (type: int keeps "
                                "the int range without this warning)")
+
+
+def test_a_section_and_a_key_inside_it_are_refused_together():
+    """A user's space tuned strategy.optimizer's choices and strategy.optimizer.lr: trials.csv showed trial 1 as
+    {name: sgd, lr: 0.1}, which trained with lr 0.01507, the key's value."""
+    from trainlab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_space({"strategy.optimizer": {"choices": [{"name": "adam", "lr": 0.01}, {"name": "sgd", "lr": 0.1}]},
+                     "strategy.optimizer.lr": {"low": 0.001, "high": 0.1}})
+    assert str(caught.value).startswith("space keys 'strategy.optimizer' and 'strategy.optimizer.lr' both set "
+                                        "strategy.optimizer.lr: each trial would train with the value of "
+                                        "'strategy.optimizer.lr', not the one its 'strategy.optimizer' choice holds")
+    both = parse_space({"strategy.optimizer.name": {"choices": ["adam", "sgd"]},  # a prefix of the name, no section
+                        "strategy.optimizer.lr": {"low": 0.001, "high": 0.1}})
+    assert sorted(both.keys()) == ["strategy.optimizer.lr", "strategy.optimizer.name"]

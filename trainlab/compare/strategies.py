@@ -190,6 +190,11 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
         raise ConfigError(f"{source}: 'strategies' must map names to overrides; got {type(named).__name__}")
     out: list[NamedStrategy] = []
     for name, overrides in named.items():
+        if isinstance(name, bool) or name is None:  # YAML 1.1 read `no:` as false, `~:` as null: never a name
+            words = {True: "yes, true or on", False: "no, false or off", None: "~ or null"}[name]
+            raise ConfigError(f"{source}: a strategy is named {words}, which YAML reads as "
+                              f"{'null' if name is None else str(name).lower()}, not as text: quote the name "
+                              f"('{'no' if name is False else 'yes' if name else 'null'}': ...)")
         if overrides is None:
             overrides = {}  # the base config itself, under this name
         if not isinstance(overrides, dict):

@@ -353,6 +353,13 @@ def parse_space(raw: Any) -> SearchSpace:
     if not isinstance(raw, Mapping) or not raw:
         raise ConfigError(f"the search space must be a non-empty mapping of config keys; got {raw!r}")
     params = {str(key): _parse_param(str(key), spec) for key, spec in raw.items()}
+    for outer in params:  # a section and a key inside it: the key's value would silently replace the section's
+        inner = next((key for key in params if key.startswith(f"{outer}.")), None)
+        if inner is not None:
+            raise ConfigError(f"space keys '{outer}' and '{inner}' both set {inner}: each trial would train with "
+                              f"the value of '{inner}', not the one its '{outer}' choice holds, while trials.csv "
+                              f"shows that choice; tune one of them (put the values of '{inner}' in the choices of "
+                              f"'{outer}', or give '{outer}' choices without it)")
     for param in params.values():
         for condition, allowed in param.when.items():
             target = params.get(condition)
