@@ -242,3 +242,27 @@ def test_metrics_joined_by_commas_read_as_the_list_of_them(tmp_path):
     assert config.hash() == load_config(_config_file(tmp_path), ["metrics=[accuracy, f1]"]).hash()
     assert "lists the metric 'f1' twice" in _refusal(tmp_path, "metrics=f1,f1")
     assert load_config(_config_file(tmp_path), ["metrics=f1,"]).metrics == ["f1"]
+
+
+@pytest.mark.parametrize(("overrides", "said"), [
+    (["strategy.schedule.gama=0.9"],
+     "config key 'strategy.schedule.name' is required; the section holds gama, without the name of the schedule it "
+     "is an option of (valid: constant, cosine, "),
+    (["strategy.optimizer={lr: 0.1, momentum: 0.9}"],
+     "config key 'strategy.optimizer.name' is required; the section holds lr, momentum, without the name of the "
+     "optimizer they are options of (valid: adadelta, "),
+    (["runtime.compile=maybe"], "config key 'runtime.compile': must be true or false; got 'maybe'"),
+])
+def test_a_section_without_its_name_and_a_word_for_a_boolean_say_what_is_valid(tmp_path, overrides, said):
+    """A user trial: the first read "config key 'strategy.schedule.name' is required", naming neither the key given
+    nor a schedule; the last pydantic's "Input should be a valid boolean, unable to interpret input"."""
+    assert _refusal(tmp_path, *overrides).startswith(said)
+
+
+def test_a_second_yaml_document_is_said_to_be_one(tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(IRIS) + "---\nname: other\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).endswith("but found another document: a config file holds one YAML document; remove "
+                                      "the '---' line and what follows it, or put it in a file of its own")

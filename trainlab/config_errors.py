@@ -92,6 +92,34 @@ def _misspelt_key(raw: Any, where: str) -> str:
     return ""
 
 
+# the sections a component's name picks, with the module whose import registers its built-in components
+_NAMED_SECTIONS = {"model": ("trainlab.models.builtins", "trainlab.models", "MODELS"),
+                   "strategy.optimizer": ("trainlab.optim.builtins", "trainlab.optim", "OPTIMIZERS"),
+                   "strategy.schedule": ("trainlab.schedules", "trainlab.schedules", "SCHEDULES"),
+                   "strategy.loss": ("trainlab.losses.builtins", "trainlab.losses", "LOSSES"),
+                   "strategy.init": ("trainlab.initializers", "trainlab.initializers", "INITIALIZERS")}
+
+
+def _nameless_options(raw: Any, where: str) -> str:
+    """For a component section given options but no ``name`` (``--set strategy.schedule.gama=0.9`` where the
+    config has no schedule, read "config key 'strategy.schedule.name' is required" naming neither the key given
+    nor a schedule): ``; the section holds gama, without the name of the schedule it is an option of (valid:
+    ...)``; "" otherwise."""
+    path = where.split(".")
+    section = _section_at(raw, path[:-1])
+    owner = _NAMED_SECTIONS.get(".".join(path[:-1]))
+    if path[-1] != "name" or not isinstance(section, dict) or not section or owner is None:
+        return ""
+    import importlib
+
+    importlib.import_module(owner[0])  # registers the built-in components (imports torch: an error path only)
+    registry = getattr(importlib.import_module(owner[1]), owner[2])
+    keys = [str(key) for key in section]
+    they = "it is an option" if len(keys) == 1 else "they are options"
+    return (f"; the section holds {', '.join(keys)}, without the name of the {registry.kind} {they} of "
+            f"(valid: {', '.join(registry.names())})")
+
+
 def _section_model(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
     """The model of the section at ``path`` below ``model`` (``X`` of a field ``X | None``), or None."""
     for part in path:
@@ -294,7 +322,9 @@ def _is_torch_module(value: Any) -> bool:
 # "Input should be a valid integer, got a number with a fractional part" names no value (and holds "got",
 # so one_line would add none), int_parsing_size's calls a YAML float such as 1e+19 an "input string"
 NUMBER_WORDING = {"int_from_float": "must be a whole number",
-                  "int_parsing_size": "must be an integer of magnitude below 2**63"}
+                  "int_parsing_size": "must be an integer of magnitude below 2**63",
+                  # "Input should be a valid boolean, unable to interpret input" lists no value it takes
+                  "bool_parsing": "must be true or false", "bool_type": "must be true or false"}
 
 
 def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel]) -> str:
@@ -307,7 +337,7 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
         valid = _fields_at(schema, path[:-1])
         return f"unknown config key '{where}'{_unknown_key_hint(schema, raw, path)} (valid: {', '.join(valid)})"
     if first["type"] == "missing":
-        return f"config key '{where}' is required{_misspelt_key(raw, where)}"
+        return f"config key '{where}' is required{_misspelt_key(raw, where) or _nameless_options(raw, where)}"
     message = NUMBER_WORDING.get(first["type"], first["msg"].removeprefix("Value error, "))
     if first["type"] == "model_type":  # "...or instance of EarlyStoppingConfig": a class the config never names
         message = _mapping_wanted(_model_named(schema, (first.get("ctx") or {}).get("class_name")))
