@@ -311,7 +311,7 @@ def test_a_broken_link_where_a_class_folder_should_be_is_refused(tmp_path):
     with pytest.raises(DataError) as err:
         DATA_SOURCES.build({"name": "image_folder", "path": str(tmp_path), "workers": 0})
     assert str(err.value) == (f"{tmp_path} contains c, a broken symbolic link (its target {target} does not exist); "
-                              "restore its target if it is a class folder, or remove the link")
+                              "restore its target if it is a class or split folder, or remove the link")
 
 
 def test_a_link_to_a_class_folder_is_a_class(tmp_path):
