@@ -212,3 +212,33 @@ def test_a_key_with_an_empty_part_is_said_so(override, key, example):
         apply_overrides({"strategy": {"epochs": 2}}, [override])
     assert str(caught.value) == (f"--set {override}: the key '{key}' has an empty part between its dots or at an end; "
                                  f"a key is names joined by single dots{example}")
+
+
+def test_a_later_set_that_replaces_an_earlier_one_is_said(tmp_path, capsys):
+    """A user's `--set strategy.optimizer.lr=0.5 --set 'strategy.optimizer={name: sgd}'` dropped the lr without a
+    word, and a key set twice kept the last value silently."""
+    from trainlab.config_overrides import replaced_overrides
+
+    overrides = ["strategy.epochs=1", "strategy.optimizer.lr=0.5", "strategy.epochs=3",
+                 "strategy.optimizer={name: sgd, lr: 0.1}", "strategy.optimizer.lr=0.2", "strategy.optimizer.lr=0.2",
+                 "~strategy.schedule", "strategy.schedule.name=cosine"]
+    assert replaced_overrides(overrides) == [("strategy.epochs=1", "strategy.epochs=3"),
+                                             ("strategy.optimizer.lr=0.5", "strategy.optimizer={name: sgd, lr: 0.1}")]
+    assert replaced_overrides(["a . b=1", "a.b=2"]) == [("a . b=1", "a.b=2")]
+    assert replaced_overrides(["model.hidden=[4]", "model.hidden_size=3"]) == []  # a prefix of the name only
+
+
+def test_the_command_line_warns_of_a_replaced_set(tmp_path, capsys):
+
+    from trainlab.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "t", "data": {"source": "iris"}, "model": {"name": "linear"}, "runtime": {"num_threads": 1},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 32,
+                     "epochs": 1}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet",
+                 "--set", "strategy.epochs=2", "--set", "strategy.epochs=1"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "--set" in line]
+    assert warned == ["warning: --set strategy.epochs=1 replaces --set strategy.epochs=2, given before it: the "
+                      "later one is used"]

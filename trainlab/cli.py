@@ -359,6 +359,11 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if not args.debug:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     from trainlab.code_policy import command_code_policy, resume_command_words
+    from trainlab.config_overrides import replaced_overrides
+    from trainlab.notices import warn
+
+    for earlier, later in replaced_overrides(getattr(args, "set", None) or []):
+        warn(f"--set {later} replaces --set {earlier}, given before it: the later one is used")
 
     received: list[int] = []  # SIGINT, and SIGTERM handled as Ctrl-C (tune's --jobs workers handle their own)
     try:

@@ -282,6 +282,24 @@ def delete_dotted(raw: dict[str, Any], path: list[str], label: str) -> None:
             node = node[keys[part]]
 
 
+def replaced_overrides(overrides: Sequence[str]) -> list[tuple[str, str]]:
+    """The pairs (earlier, later) of a command line's ``--set`` list where the later one replaces what the earlier
+    set: the same key again (``strategy.epochs=1`` then ``strategy.epochs=3``), or a section holding it
+    (``strategy.optimizer.lr=0.5`` then ``strategy.optimizer={name: sgd}``, which drops the lr), or ``~KEY`` of
+    either; the same text twice is no replacement. A key set inside a section set before it refines it
+    (``strategy.optimizer={name: sgd}`` then ``strategy.optimizer.lr=0.1``): not listed."""
+    def key(text: str) -> str:
+        return ".".join(part.strip() for part in text.removeprefix("~").partition("=")[0].strip().split("."))
+
+    pairs = []
+    for index, earlier in enumerate(overrides):
+        for later in overrides[index + 1:]:
+            if later.strip() != earlier.strip() and (key(earlier) + ".").startswith(key(later) + "."):
+                pairs.append((earlier, later))
+                break
+    return pairs
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Each ``KEY=VALUE`` sets a dotted key (creating sections); ``~KEY`` (Hydra's spelling) deletes one."""
     for text in overrides:
