@@ -48,7 +48,8 @@ def test_a_constant_paired_difference_gets_the_exact_sign_tests_p(n):
 
 
 def test_the_audits_deterministic_model_is_not_worse_on_two_seeds():
-    """The seed changes nothing: lr=0.03 at 0.8182 against 0.8312 on both seeds was 'worse, p = 0'."""
+    """The seed changes nothing: lr=0.03 at 0.8182 against 0.8312 on both seeds was 'worse, p = 0'; no test shows
+    it, the seeds do: 'worse on every seed' (p 0.5), not 'worse'."""
     vs = _vs_best([0.8312, 0.8312], [0.8182, 0.8182])
     assert vs["p"] == sps.binomtest(2, 2).pvalue == 0.5
     assert vs["verdict"] == "worse on every seed" and vs["prob_improvement"] == 0.0  # what the seeds show, no test
@@ -62,7 +63,7 @@ def test_one_and_one_rows_is_no_stronger_than_one_and_two_rows():
     assert _t_p(np.array([1.0, 2.0])) == pytest.approx(0.2048, abs=1e-4)  # what paired t alone gives (1, 2)
     assert constant["p"] == sps.binomtest(2, 2).pvalue == 0.5  # the sign test: no spread to test
     assert larger["p"] == pytest.approx(0.2048, abs=1e-4)  # it varies: the t test's p
-    assert constant["verdict"] == larger["verdict"] == "worse on every seed"
+    assert constant["verdict"] == larger["verdict"] == "indistinguishable"  # one row: the best's own seed range
 
 
 def test_a_spread_difference_keeps_its_t_test_p():
@@ -98,35 +99,48 @@ def test_a_gap_of_85_points_on_both_seeds_is_worse_on_every_seed_not_indistingui
     assert zeros["p_holm"] < 0.05 and zeros["verdict"] == "worse"
 
 
-@pytest.mark.parametrize(("other", "verdict"), [
-    ([0.80, 0.83, 0.79], "indistinguishable"),  # one seed above the best, two below
-    ([0.81, 0.82, 0.80], "indistinguishable"),  # tied with the best on the second seed
-    ([0.81 - 1e-9, 0.81, 0.79], "indistinguishable"),  # a round-off difference is a tie, not a side
-    ([0.80, 0.81, 0.79], "worse on every seed"),
+@pytest.mark.parametrize(("best", "other", "verdict"), [
+    ([0.81, 0.82, 0.80], [0.80, 0.83, 0.79], "indistinguishable"),  # one seed above the best, two below
+    ([0.81, 0.82, 0.80], [0.80, 0.82, 0.79], "indistinguishable"),  # tied with the best on the second seed
+    ([0.81, 0.82, 0.80], [0.80, 0.81, 0.79], "indistinguishable"),  # one margin, within the seeds' own range
+    ([0.81, 0.82, 0.80], [0.80, 0.72, 0.795], "indistinguishable"),  # below on every seed by varying margins
+    ([0.81, 0.81, 0.81], [0.81 - 1e-9, 0.81 - 1e-9, 0.81 - 1e-9], "indistinguishable"),  # round-off is no side
+    ([0.81, 0.82, 0.80], [0.71, 0.72, 0.70], "worse on every seed"),  # one margin, beyond the range
 ])
-def test_every_seed_must_agree_and_round_off_is_no_side(other, verdict):
-    best = [0.81, 0.82, 0.80]
+def test_every_seed_must_agree_by_one_margin_beyond_the_seeds_range(best, other, verdict):
     vs = _vs_best(best, other)
     assert vs["p_holm"] >= 0.05 and vs["verdict"] == verdict
 
 
-def test_unpaired_samples_are_on_one_side_only_when_they_do_not_overlap():
-    """No seed in common (Welch's test): every run below every run of the best's, or they overlap."""
-    def vs(best, best_seeds, other, other_seeds):
-        entries = [{"name": "best", "failed": 0,
-                    "metrics": {"m": metric_block(best, best_seeds, "m")}},
-                   {"name": "other", "failed": 0,
-                    "metrics": {"m": metric_block(other, other_seeds, "m")}}]
-        rank_and_test(entries, "m", "max")
+def test_noise_below_the_best_is_rarely_worse_on_every_seed():
+    """A review: picking the best as the largest mean put identical, noisy strategies below it on every one of 2
+    seeds in 59% of draws, all "worse on every seed" under a rule that asked no more (one side on every seed).
+    Five strategies of the same noise, accuracy moving in steps of one of 359 test rows, 500 draws: a repeated
+    gap beyond every strategy's seed range is rare (0.9% of comparisons on 2 seeds, 0.03% on 3)."""
+    rng = np.random.default_rng(0)
+    for seeds, most in ((2, 0.02), (3, 0.002)):
+        verdicts = []
+        for _ in range(500):
+            values = np.round(rng.normal(0.8, 0.01, (5, seeds)) * 359) / 359
+            entries = [_entry(f"s{k}", list(map(float, row))) for k, row in enumerate(values)]
+            rank_and_test(entries, "test_accuracy", "max")
+            verdicts += [e["vs_best"]["verdict"] for e in entries[1:]]
+        assert verdicts.count("worse on every seed") / len(verdicts) <= most, seeds
+        assert "better on every seed" not in verdicts
+
+
+def test_unpaired_samples_are_on_one_side_only_when_each_is_one_value():
+    """Fewer than 2 seeds in common (Welch's test): both samples constant (the exact Mann-Whitney p), or no side."""
+    def vs(best, best_seeds, other, other_seeds, direction="max"):
+        entries = [{"name": "best", "failed": 0, "metrics": {"m": metric_block(best, best_seeds, "m")}},
+                   {"name": "other", "failed": 0, "metrics": {"m": metric_block(other, other_seeds, "m")}}]
+        rank_and_test(entries, "m", direction)
         return entries[1]["vs_best"]
+    constant = vs([0.90, 0.90], [0, 1], [0.85, 0.85], [2, 3])
     separated = vs([0.90, 0.92], [0, 1], [0.85, 0.89], [2, 3])
-    overlapping = vs([0.90, 0.92], [0, 1], [0.85, 0.91], [2, 3])
-    assert separated["test"] == overlapping["test"] == "welch"
-    assert separated["verdict"] == "worse on every seed" and overlapping["verdict"] == "indistinguishable"
-    lower_is_better = [{"name": n, "failed": 0, "metrics": {"loss": metric_block(v, s, "loss")}}
-                       for n, v, s in (("best", [0.10, 0.12], [0, 1]), ("other", [0.20, 0.30], [2, 3]))]
-    rank_and_test(lower_is_better, "loss", "min")
-    assert lower_is_better[1]["vs_best"]["verdict"] == "worse on every seed"
+    assert constant["test"] == "mann-whitney" and separated["test"] == "welch"
+    assert constant["verdict"] == "worse on every seed" and separated["verdict"] == "indistinguishable"
+    assert vs([0.10, 0.10], [0, 1], [0.20, 0.20], [2, 3], "min")["verdict"] == "worse on every seed"
 
 
 # --------------------------------------------------------------------------- unpaired: two constant samples

@@ -266,3 +266,25 @@ def test_a_second_yaml_document_is_said_to_be_one(tmp_path):
         load_config(path)
     assert str(caught.value).endswith("but found another document: a config file holds one YAML document; remove "
                                       "the '---' line and what follows it, or put it in a file of its own")
+
+
+def test_a_yaml_word_read_as_a_boolean_where_text_is_wanted_says_to_quote_it(tmp_path):
+    """A user's CSV column named `on`, listed as `categorical: [on]`, was refused as "got [True]", and a run named
+    `on` as "Input should be a valid string; got True"."""
+    path = tmp_path / "on.yaml"
+    path.write_text(yaml.safe_dump(IRIS).replace("name: base", "name: on"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == ("config key 'name' must be text; got the boolean true: YAML reads on, yes and true "
+                                 "unquoted so; quote the word")
+    assert _refusal(tmp_path, "name=no").startswith("config key 'name' must be text; got the boolean false: YAML "
+                                                    "reads off, no and false unquoted so")
+    from trainlab.option_types import mismatch
+
+    def source(categorical: list[str] | str | None = None) -> None:
+        """A factory annotated as the csv source's categorical option is."""
+
+    assert mismatch(source, {"categorical": ["age", True]}) == (
+        "categorical", "a list of strings or a string or null; item 1 was read as the boolean true: YAML reads on, "
+                       "yes and true unquoted so; quote the word")
+    assert mismatch(source, {"categorical": ["age", "on"]}) is None

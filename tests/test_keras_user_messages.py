@@ -351,6 +351,9 @@ def test_no_line_where_the_best_epoch_is_the_last_or_nothing_stopped():
     assert restored_line({"restored_epoch": None, "epochs_run": 5, "stopped_early": False,
                           "stop_reason": "epochs=5 reached"}) is None
     assert restored_line({"epochs_run": 5, "stopped_early": False}) is None  # a summary written before the key
+    never = "early stopping: val_loss did not improve for 3 epochs (no value so far was a number)"
+    assert restored_line({"restored_epoch": None, "epochs_run": 3, "stopped_early": True, "stop_reason": never}) \
+        is None  # restore_best had nothing to restore: not said to be false (a review)
     assert restored_line({"restored_epoch": 3, "epochs_run": 5, "stopped_early": False,
                           "stop_reason": "epochs=5 reached"}) == ("model: epoch 3's weights (early stopping's "
                                                                    "restore_best), not the last epoch's")

@@ -226,9 +226,10 @@ def test_a_quote_never_closed_is_named_where_it_opened(tmp_path):
     with pytest.raises(DataError) as caught:
         load_text(file, "text_csv")
     assert str(caught.value) == (
-        f"text file {file} line 4: the record at line 4 runs on to line 6: a quote that opens a text there and is "
-        "never closed joins the lines after it, until a quote at line 6 closes it with more text after it; close it "
-        "(a quote inside a quoted text is written twice: \"\")")
+        f"text file {file} line 4: the quoted text that opens at line 4 is closed at line 6 by a quote with more text "
+        "after it: a quote never closed at line 4 joins the lines after it up to the next quote (close it); a "
+        "closing quote must be followed by the comma; a quote inside "
+        "a text is written twice (\"\"), not escaped with a backslash, and a space after the closing quote is text too")
     fine = tmp_path / "m.csv"  # a text of several lines, quoted as it should be: read, no such error
     fine.write_text('text,label\n' + '"two\nlines, one text",positive\nplain,negative\n' * 5, encoding="utf-8")
     assert len(load_text(fine, "text_csv").train) == 10
@@ -241,13 +242,17 @@ def test_a_stray_quote_never_merges_two_rows_and_names_its_own_line(tmp_path):
     rows = [f"plain film {i},{i % 2}" for i in range(30)]
     cases = {
         "merged": (['"never closed,1'] + [f'"bad film {i}",{i % 2}' for i in range(30)],
-                   "line 32: the record at line 32 runs on to line 33: a quote that opens a text there and is never "
-                   "closed joins the lines after it, until a quote at line 33 closes it with more text after it"),
+                   "line 32: the quoted text that opens at line 32 is closed at line 33 by a quote with more text "
+                   "after it: a quote never closed at line 32 joins the lines after it"),
         "to the end": (['"never closed,1'] + rows,
                        "line 32: a quote that opens a text there is never closed, so the record runs on to the end of "
                        "the file (line 62)"),
-        "one line": (['"quoted" more,1'], "line 32: a quoted text's closing quote is followed by more text before "
-                                          "the comma"),
+        "one line": (['"quoted" more,1'], "line 32: a quoted text's closing quote is followed by more text; a "
+                                          "closing quote must be followed by the comma"),
+        "a space": (['"quoted" ,1'], "line 32: a quoted text's closing quote is followed by more text; a closing "
+                                     "quote must be followed by the comma; a quote inside a text is written twice "
+                                     "(\"\"), not escaped with a backslash, and a space after the closing quote is "
+                                     "text too"),
     }
     for name, (tail, said) in cases.items():
         file = tmp_path / f"{name}.csv"

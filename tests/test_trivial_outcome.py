@@ -218,3 +218,17 @@ def test_a_symmetric_init_is_named_as_the_cause_not_the_learning_rate(capsys, in
     assert len(lines) == 1 and "strategy.init 'zeros' starts every unit of a layer with the same weights" in lines[0]
     assert "lr-find" not in lines[0]
     assert warned() == []  # the default initialisation tells the classes apart
+
+
+def test_the_init_named_is_the_fill_the_list_ends_with():
+    """A review: [zeros, kaiming_normal] ends with kaiming's weights and was blamed on zeros."""
+    from trainlab.config_strategy import InitConfig
+    from trainlab.trivial_outcome import symmetric_init
+
+    def chain(*names: str) -> list[InitConfig]:
+        return [InitConfig.model_validate({"name": name}) for name in names]
+
+    assert symmetric_init(chain("zeros", "kaiming_normal")) is None
+    assert symmetric_init(chain("kaiming_normal", "zeros", "dirac")) == "zeros"  # dirac fills some layers only
+    assert symmetric_init(InitConfig.model_validate({"name": "constant", "value": 0.5})) == "constant"
+    assert symmetric_init(None) is None

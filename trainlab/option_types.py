@@ -283,7 +283,7 @@ def mismatch(factory: Callable[..., Any], options: dict[str, Any]) -> tuple[str,
         hint = hints.get(option)
         if hint is not None and _fits(value, hint) is False:
             return option, _describe(hint) + _quoted_item_note(value, hint) + _unread_number_note(value) \
-                + _closest_literal_note(value, hint)
+                + _closest_literal_note(value, hint) + _yaml_word_note(value, hint)
     return None
 
 
@@ -311,6 +311,21 @@ def _closest_literal_note(value: Any, hint: Any) -> str:
         return ""
     hint_text = did_you_mean(value, choices)  # "; did you mean 'x'?"
     return f" ({hint_text.removeprefix('; ')})" if hint_text else ""
+
+
+def _yaml_word_note(value: Any, hint: Any) -> str:
+    """``; item 0 was read as the boolean true: YAML reads on, yes and true unquoted so; quote the word ('on')``
+    where ``hint`` takes text and ``value`` (or a list item) is a boolean: a CSV column named ``on`` listed in
+    ``categorical: [on]`` was refused as ``got [True]``, naming no cause. "" otherwise."""
+    if "string" not in _describe(hint):
+        return ""
+    items = _as_list(value)
+    for index, item in [(None, value)] if items is None else list(enumerate(items)):
+        if isinstance(item, bool):
+            words = "on, yes and true" if item else "off, no and false"
+            where = "it was" if index is None else f"item {index} was"
+            return f"; {where} read as the boolean {str(item).lower()}: YAML reads {words} unquoted so; quote the word"
+    return ""
 
 
 def _quoted_item_note(value: Any, hint: Any) -> str:

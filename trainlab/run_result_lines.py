@@ -99,7 +99,9 @@ def restored_line(summary: dict) -> str | None:
         monitor = str(summary.get("stop_reason") or "").removeprefix("early stopping: ").split(" did not", 1)[0]
         best = f", the best {monitor}" if summary.get("stopped_early") and monitor else ""
         return f"model: epoch {restored:g}'s weights{best} (early stopping's restore_best), not the last epoch's"
-    if summary.get("stopped_early") and str(summary.get("stop_reason") or "").startswith("early stopping"):
+    reason = str(summary.get("stop_reason") or "")
+    if summary.get("stopped_early") and reason.startswith("early stopping") and "no value so far" not in reason:
+        # (no value a number: no best epoch to restore, restore_best or not)
         return "model: the last epoch's weights (early_stopping.restore_best: false), not the best epoch's"
     return None
 

@@ -55,7 +55,6 @@ class TrivialOutcome:
 
     task: str | None
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    retry: str = ""  # the fix the warning names (:meth:`warn`)
 
     def observer(self, split: str) -> Callable[[torch.Tensor, torch.Tensor], None] | None:
         """What :meth:`~trainlab.engine.evaluation.Evaluator.evaluate` calls with split ``split``'s predictions
@@ -74,15 +73,15 @@ class TrivialOutcome:
         ``standardized``: whether the targets were trained standardised; ``fix``: the data's fix of raw targets
         (:attr:`~trainlab.run_checks.InputFixes.raw_targets`); ``init``: the name of a symmetric
         ``strategy.init`` (:func:`symmetric_init`), named as the cause instead of the learning rate."""
-        self.retry = symmetric_init_advice(init) if init else "train longer or with another learning rate (trainlab lr-find)"
+        retry = symmetric_init_advice(init) if init else "train longer or with another learning rate (trainlab lr-find)"
         if self.task == "regression":
             split = next((name for name in SPLITS if name in self.seen), None)
             if split is not None:
-                self._warn_regression(split, data, loss.name, standardized, fix)
+                self._warn_regression(split, data, loss.name, standardized, fix, retry)
         elif self.seen:
-            self._warn_one_class(data, loss)
+            self._warn_one_class(data, loss, retry)
 
-    def _warn_one_class(self, data: Dataset, loss: Loss) -> None:
+    def _warn_one_class(self, data: Dataset, loss: Loss, retry: str) -> None:
         judged = {split: (self.seen[split][0].reshape(-1).long(), self.seen[split][1].reshape(-1).long())
                   for split in SPLITS if split in self.seen and len(torch.unique(self.seen[split][1])) > 1}
         predicted = {int(value) for predictions, _ in judged.values() for value in torch.unique(predictions)}
@@ -108,9 +107,10 @@ class TrivialOutcome:
         rare = "" if not majority else \
             f"; or weigh the rare class more: the loss's {weighed} did not stop it" if weighed else \
             "; or, for a rare class, weigh it in the loss (class_weights; pos_weight for bce)"
-        warn(f"{said}; {self.retry}{rare}")
+        warn(f"{said}; {retry}{rare}")
 
-    def _warn_regression(self, split: str, data: Dataset, loss_name: str, standardized: bool, fix: str) -> None:
+    def _warn_regression(self, split: str, data: Dataset, loss_name: str, standardized: bool, fix: str,
+                         retry: str) -> None:
         predictions, target = self.seen[split]
         score = r2(MetricInputs(predictions, target, "regression", None))  # the run's own r2 metric
         if not score < 0:  # NaN (one row) too
@@ -133,20 +133,23 @@ class TrivialOutcome:
             warn(f"{said}, but on {len(target)} rows only, whose own mean is the baseline: an R² a little below 0 on "
                  f"so few rows is mostly noise; hold out more {split} rows before reading it")
         else:
-            warn(f"{said}; {self.retry}, or check the features")
+            warn(f"{said}; {retry}, or check the features")
 
 
 SYMMETRIC_INITS = ("zeros", "constant")  # initializers that give every unit of a layer the same weights
 
 
+SHAPED_INITS = ("dirac", "patch_whitening")  # initializers of some layers only: no fill of every weight
+
+
 def symmetric_init(init: Any) -> str | None:
-    """The name of the first initializer in ``strategy.init`` (one :class:`~trainlab.config_strategy.InitConfig`,
-    a list of them, or None) that starts every unit of a layer alike (:data:`SYMMETRIC_INITS`), else None."""
-    for one in init if isinstance(init, list) else [init]:
-        name = getattr(one, "name", None)
-        if name in SYMMETRIC_INITS:
-            return name
-    return None
+    """The name of the weight fill ``strategy.init`` ends with (one :class:`~trainlab.config_strategy.InitConfig`,
+    or the last of a list, as each fill overwrites every weight the ones before it filled; the initializers of
+    some layers, :data:`SHAPED_INITS`, are passed over) where it starts every unit of a layer alike
+    (:data:`SYMMETRIC_INITS`), else None: ``[zeros, kaiming_normal]`` ends with kaiming's weights."""
+    names = [getattr(one, "name", None) for one in (init if isinstance(init, list) else [init])]
+    fills = [name for name in names if name not in SHAPED_INITS]
+    return fills[-1] if fills and fills[-1] in SYMMETRIC_INITS else None
 
 
 def symmetric_init_advice(name: str) -> str:

@@ -235,7 +235,9 @@ def load_yaml_file(path: str | Path, what: str = "config", follow_links: bool = 
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         if "another document" in problem:  # a second document after a '---' line
-            problem += f": a {what} file holds one YAML document; remove the '---' line and what follows it, or put it in a file of its own"
+            kind = what.removesuffix(" file")  # "strategies file" is a what too
+            problem += (f": a {kind} file holds one YAML document; remove the '---' line and what follows it, or "
+                        "put it in a file of its own")
         raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{what} {path} is nested too deeply to read") from None

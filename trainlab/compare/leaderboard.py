@@ -256,8 +256,9 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
     The verdict follows the test and the side of the difference: ``worse`` or ``better`` when
     ``p_holm < ALPHA`` (``better`` only for a strategy ranked below the best for another reason: its
     failed seeds, or a mean over other seeds than the best's), else ``worse on every seed`` (``better on every
-    seed``) where the strategy is on one side of the best on every seed both ran (:func:`every_seed_side`; with
-    no seed in common, every run on one side of every run of the best's), else ``indistinguishable``; a strategy no test
+    seed``) where the strategy is below (above) the best by one margin on every seed both ran, larger than any
+    strategy's seed-to-seed range (:func:`every_seed_side`; unpaired, :func:`separated_side`), else
+    ``indistinguishable``; a strategy no test
     applies to gets :func:`untested_verdict` (``too few seeds``, ``all runs failed``, ``not run``). A difference
     the same on every seed gets the exact sign test's p, not the t test's 0
     (:func:`~trainlab.compare.stats.paired_test`)."""
@@ -267,6 +268,7 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
     best = entries[0]
     sign = 1.0 if direction == "max" else -1.0  # probability of improvement counts "better", not "larger"
     best_values = dict(zip(best["metrics"][metric]["seeds"], best["metrics"][metric]["values"], strict=True))
+    spread = seed_spread(entries, metric)
     results = []
     for entry in entries[1:]:
         values = dict(zip(entry["metrics"][metric]["seeds"], entry["metrics"][metric]["values"], strict=True))
@@ -274,10 +276,11 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
         result, side = None, 0
         if len(shared) >= 2:
             result = stats.paired_test([values[s] for s in shared], [best_values[s] for s in shared])
-            side = every_seed_side([sign * values[s] for s in shared], [sign * best_values[s] for s in shared])
+            side = every_seed_side([sign * values[s] for s in shared], [sign * best_values[s] for s in shared], spread)
         elif len(values) >= 2 and len(best_values) >= 2:
             result = stats.welch_test(list(values.values()), list(best_values.values()))
-            side = separated_side([sign * v for v in values.values()], [sign * v for v in best_values.values()])
+            side = separated_side([sign * v for v in values.values()], [sign * v for v in best_values.values()],
+                                  spread)
         improvement = stats.probability_of_improvement([sign * v for v in values.values()],
                                                        [sign * v for v in best_values.values()])
         results.append((entry, result, side, improvement))
@@ -297,24 +300,40 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
                             "p_holm": p_holm, "verdict": verdict, "prob_improvement": improvement}
 
 
-def every_seed_side(scores: list[float], best_scores: list[float]) -> int:
-    """+1 where every paired score (larger is better: the metric times its direction's sign) is above the best
-    strategy's on the same seed, -1 where every one is below, 0 otherwise: a seed on which the two are equal
-    within round-off (:func:`~trainlab.compare.stats.tied`) is on neither side. The verdict of a difference the
-    test does not show (``p_holm >= ALPHA``) but every seed agrees on: a strategy 85 points below the best on
-    both of 2 seeds (the sign test's p = 0.5, the smallest 2 seeds can give) was "indistinguishable"."""
-    sides = {0 if stats.tied(a, b) else (1 if a > b else -1) for a, b in zip(scores, best_scores, strict=True)}
-    return sides.pop() if len(sides) == 1 else 0
+def every_seed_side(scores: list[float], best_scores: list[float], spread: float) -> int:
+    """+1 where the paired scores (larger is better: the metric times its direction's sign) are above the best
+    strategy's by the same margin on every seed, -1 where below, 0 otherwise: the verdict of a difference that
+    does not vary, whose exact sign test cannot go below p = 2^(1-n) however large it is (a teacher's
+    constant-initialised MLP at chance, 85 points below the best on both of 2 seeds, was "indistinguishable
+    p=1"). The margin, one value within round-off (:func:`~trainlab.compare.stats.tied_value`), must also
+    exceed ``spread``, the largest seed-to-seed range of any strategy of the task (:func:`seed_spread`): seeds
+    that move a strategy as much as the gap say nothing of it. A gap that varies is the t test's alone: picking
+    the best as the largest mean puts noise below it on every one of 2 seeds about half the time, and a metric
+    that moves in steps (accuracy: one test row) repeats a gap by chance."""
+    if not scores or any(stats.tied(a, b) for a, b in zip(scores, best_scores, strict=True)):
+        return 0  # equal on a seed (within round-off): on neither side there
+    margin = stats.tied_value([a - b for a, b in zip(scores, best_scores, strict=True)])
+    if margin is None or abs(margin) <= spread:
+        return 0
+    return 1 if margin > 0 else -1
 
 
-def separated_side(scores: list[float], best_scores: list[float]) -> int:
-    """The unpaired :func:`every_seed_side` (no seed both ran, Welch's test): +1 where every score is above every
-    one of the best's, -1 where every one is below, 0 where the two samples overlap or touch within round-off."""
-    if min(scores) > max(best_scores) and not stats.tied(min(scores), max(best_scores)):
-        return 1
-    if max(scores) < min(best_scores) and not stats.tied(max(scores), min(best_scores)):
-        return -1
-    return 0
+def seed_spread(entries: list[dict[str, Any]], metric: str) -> float:
+    """The largest range (max - min over seeds) of ``metric`` of any strategy in ``entries`` with two runs or more:
+    how far the seeds alone move a strategy in this task (0.0 where none has two)."""
+    ranges = [max(values) - min(values) for entry in entries
+              if len(values := entry["metrics"].get(metric, {}).get("values") or []) >= 2]
+    return max(ranges, default=0.0)
+
+
+def separated_side(scores: list[float], best_scores: list[float], spread: float) -> int:
+    """The unpaired :func:`every_seed_side` (Welch's test: fewer than 2 seeds both ran): +1 where each sample is
+    one value (within round-off) and this one is above the best's by more than ``spread``, -1 where below, 0
+    otherwise."""
+    mine, best = stats.tied_value(scores), stats.tied_value(best_scores)
+    if mine is None or best is None or stats.tied(mine, best) or abs(mine - best) <= spread:
+        return 0
+    return 1 if mine > best else -1
 
 
 def untested_verdict(entry: dict[str, Any], metric: str) -> str:

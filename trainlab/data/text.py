@@ -169,23 +169,26 @@ def _ragged_row(file: Path, start: int, row: list[str], columns: list[str], deli
                      f"{len(columns)} ({name}-separated){hint}")
 
 
-def _malformed(file: Path, problem: str, start: int, end: int, delimiter: str) -> DataError:
+def _malformed(file: Path, problem: str, start: int, end: int, delimiter: str, one_column: bool) -> DataError:
     """The error for a record (lines ``start`` to ``end``) the strict CSV reader refused: a quote never closed
-    before the end of the file, or a closing quote followed by more text than the delimiter (a quote that opened a
-    text and was never closed, closed by the next row's opening quote; or ``"text" ,1``)."""
+    before the end of the file, or a closing quote followed by more than the delimiter (a quote that opened a text
+    and was never closed, closed by the next row's opening quote; ``"text" more``; a space after the closing quote;
+    a quote escaped with a backslash, as Spark and MySQL write them). ``one_column``: a file of texts alone
+    (predict's input), whose fields end at the line's end."""
     close = "close it (a quote inside a quoted text is written twice: \"\")"
     if "unexpected end of data" in problem:
         return DataError(f"text file {file} line {start}: a quote that opens a text there is never closed, so the "
                          f"record runs on to the end of the file (line {end}); {close}")
     if "expected after" in problem:
-        shown = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        ends = "the line's end" if one_column else f"the {DELIMITER_NAMES.get(delimiter, repr(delimiter))}"
+        rule = (f"a closing quote must be followed by {ends}; a quote inside a text is written twice (\"\"), not "
+                "escaped with a backslash, and a space after the closing quote is text too")
         if end > start:
-            return DataError(f"text file {file} line {start}: the record at line {start} runs on to line {end}: a "
-                             "quote that opens a text there and is never closed joins the lines after it, until a "
-                             f"quote at line {end} closes it with more text after it; {close}")
-        return DataError(f"text file {file} line {start}: a quoted text's closing quote is followed by more text "
-                         f"before the {shown} (\"the text\" more,label); quote the whole text, and write a quote "
-                         "inside it twice (\"\")")
+            return DataError(f"text file {file} line {start}: the quoted text that opens at line {start} is closed "
+                             f"at line {end} by a quote with more text after it: a quote never closed at line "
+                             f"{start} joins the lines after it up to the next quote (close it); {rule}")
+        return DataError(f"text file {file} line {start}: a quoted text's closing quote is followed by more "
+                         f"text; {rule}")
     return DataError(f"text file {file} line {end} is not valid CSV: {problem}")
 
 
@@ -225,6 +228,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     csv.field_size_limit(2**31 - 1)  # IMDB reviews exceed the default 128 KiB field limit rarely, but do
     reader: Any = None
+    columns: list[str] = []  # the header's, once read
     last_end = 0  # the file line the last record read ended on: the next starts one after it
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:
@@ -278,7 +282,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
         raise not_utf8(file, "text") from None
     except csv.Error as exc:
         raise _malformed(file, str(exc), last_end + 1, reader.line_num if reader is not None else 1,
-                         delimiter) from None
+                         delimiter, len(columns) == 1) from None
     except OSError as exc:
         raise DataError(f"cannot read text file {file}: {exc}") from None
     if not texts and not predict:

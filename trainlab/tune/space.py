@@ -353,13 +353,16 @@ def parse_space(raw: Any) -> SearchSpace:
     if not isinstance(raw, Mapping) or not raw:
         raise ConfigError(f"the search space must be a non-empty mapping of config keys; got {raw!r}")
     params = {str(key): _parse_param(str(key), spec) for key, spec in raw.items()}
-    for outer in params:  # a section and a key inside it: the key's value would silently replace the section's
-        inner = next((key for key in params if key.startswith(f"{outer}.")), None)
-        if inner is not None:
-            raise ConfigError(f"space keys '{outer}' and '{inner}' both set {inner}: each trial would train with "
-                              f"the value of '{inner}', not the one its '{outer}' choice holds, while trials.csv "
-                              f"shows that choice; tune one of them (put the values of '{inner}' in the choices of "
-                              f"'{outer}', or give '{outer}' choices without it)")
+    for outer, param in params.items():  # a section, and a key inside it that one of its choices sets too
+        for inner in (key for key in params if key.startswith(f"{outer}.")):
+            rest = inner[len(outer) + 1:].split(".")[0]
+            holding = [choice for choice in param.choices if isinstance(choice, Mapping) and rest in choice]
+            if holding:
+                raise ConfigError(f"space keys '{outer}' and '{inner}' both set {inner} (the choice "
+                                  f"{flow_yaml(holding[0])} holds {rest}): each trial would train with the value of "
+                                  f"'{inner}', not the one its '{outer}' choice holds, while trials.csv shows that "
+                                  f"choice; leave {rest} out of the choices of '{outer}', or '{inner}' out of the "
+                                  "space")
     for param in params.values():
         for condition, allowed in param.when.items():
             target = params.get(condition)
@@ -395,8 +398,11 @@ def load_space(path: str | Path) -> SearchSpace:
 # --------------------------------------------------------------------------- configs
 
 def apply_values(base_raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of the base config's mapping with ``values`` set through ``--set`` overrides."""
-    overrides = [f"{key}={flow_yaml(value)}" for key, value in values.items()]
+    """A deep copy of the base config's mapping with ``values`` set through ``--set`` overrides, a section before
+    the keys inside it (``strategy.optimizer``'s choice, then ``strategy.optimizer.lr``), whatever the space's
+    order: a section set after would drop the key."""
+    ordered = sorted(values.items(), key=lambda item: item[0].count("."))  # stable: keys of one depth as given
+    overrides = [f"{key}={flow_yaml(value)}" for key, value in ordered]
     return apply_overrides(copy.deepcopy(base_raw), overrides)
 
 
