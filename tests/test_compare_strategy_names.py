@@ -105,9 +105,12 @@ def test_names_and_reasons_with_brackets_are_printed_as_written_not_as_markup():
 
 
 @pytest.mark.parametrize(("text", "said"), [
-    ("no", "a strategy is named no, false or off, which YAML reads as false, not as text: quote the name ('no': ...)"),
-    ("yes", "a strategy is named yes, true or on, which YAML reads as true, not as text: quote the name ('yes': ...)"),
-    ("~", "a strategy is named ~ or null, which YAML reads as null, not as text: quote the name ('null': ...)"),
+    ("no", "a strategy is named no, false or off, which YAML reads as false, not as text: quote the name as you "
+           "wrote it (e.g. 'no': ...)"),
+    ("on", "a strategy is named yes, true or on, which YAML reads as true, not as text: quote the name as you wrote "
+           "it (e.g. 'no': ...)"),
+    ("~", "a strategy is named ~ or null, which YAML reads as null, not as text: quote the name as you wrote it "
+          "(e.g. 'no': ...)"),
 ])
 def test_a_yaml_word_as_a_strategy_name_is_refused_not_renamed(tmp_path, text, said):
     """A user's `strategies: {no: {...}, yes: {...}}` ran as folders runs/iris/False and runs/iris/True."""

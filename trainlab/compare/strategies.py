@@ -193,8 +193,8 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
         if isinstance(name, bool) or name is None:  # YAML 1.1 read `no:` as false, `~:` as null: never a name
             words = {True: "yes, true or on", False: "no, false or off", None: "~ or null"}[name]
             raise ConfigError(f"{source}: a strategy is named {words}, which YAML reads as "
-                              f"{'null' if name is None else str(name).lower()}, not as text: quote the name "
-                              f"('{'no' if name is False else 'yes' if name else 'null'}': ...)")
+                              f"{'null' if name is None else str(name).lower()}, not as text: quote the name as you "
+                              "wrote it (e.g. 'no': ...)")
         if overrides is None:
             overrides = {}  # the base config itself, under this name
         if not isinstance(overrides, dict):

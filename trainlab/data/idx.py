@@ -173,14 +173,12 @@ def idx(
     folder = resolve(path, "a folder of IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], ...)")
     if not folder.is_dir():
         raise DataError(f"data.path for idx must be a folder of IDX files; {folder} is a file")
+    if (test_images is None) != (test_labels is None):  # before any file is read: the config's own mistake
+        images, labels = ("null" if name is None else repr(name) for name in (test_images, test_labels))
+        raise ConfigError("set both data.test_images and data.test_labels, or both to null; got "
+                          f"test_images={images}, test_labels={labels}")
     x_train, y_train = _split(folder, train_images, train_labels, "train")
     x_test = y_test = None
-    if (test_images is None) != (test_labels is None):
-        def shown(name: str | None) -> str:
-            return "null" if name is None else repr(name)
-
-        raise ConfigError("set both data.test_images and data.test_labels, or both to null; got "
-                          f"test_images={shown(test_images)}, test_labels={shown(test_labels)}")
     if test_images is not None and test_labels is not None:
         x_test, y_test = _split(folder, test_images, test_labels, "test")
         if x_test.shape[1:] != x_train.shape[1:]:

@@ -206,14 +206,28 @@ def _loose_images(folder: Path) -> list[str]:
 
 
 
+def is_broken_link(entry: os.DirEntry) -> bool:
+    """``entry`` is a symbolic link whose target is gone, or a loop of links (``os.path.exists`` says False for
+    both; ``DirEntry.is_dir`` says False for the first and raises ELOOP for the second, so ask this first)."""
+    return entry.is_symlink() and not os.path.exists(entry.path)
+
+
+def refuse_broken_link(entry: os.DirEntry, folder: str | os.PathLike, what: str = "") -> None:
+    """Raise :func:`broken_link_error` for ``entry`` of ``folder`` where it :func:`is_broken_link`."""
+    if is_broken_link(entry):
+        raise broken_link_error(folder, entry.path, what)
+
+
 def broken_link_error(folder: str | os.PathLike, link: str, what: str = "") -> DataError:
-    """The one line for a symbolic link in ``folder`` whose target is gone (training's readers and predict's walk
-    say it alike): its name and target, and to restore the target (``what``: when that applies) or remove it."""
+    """The one line for a symbolic link in ``folder`` whose target is gone or that loops (training's readers and
+    predict's walk say it alike): its name and target, and to restore the target (``what``: when that applies) or
+    remove it."""
+    gone = "does not exist"
     try:
         os.stat(link)
-        gone = "does not exist"
     except OSError as exc:
-        gone = "leads back to a link before it: a loop" if exc.errno == errno.ELOOP else "does not exist"
+        if exc.errno == errno.ELOOP:
+            gone = "leads back to a link before it: a loop"
     return DataError(f"{folder} contains {os.path.basename(link)}, a broken symbolic link (its target "
                      f"{os.readlink(link)} {gone}); restore its target{what + ',' if what else ''} or remove the link")
 
@@ -223,8 +237,7 @@ def _class_folders(folder: Path, cache: _Caches) -> list[Path]:
     with os.scandir(folder) as entries:
         listed = [e for e in entries if not is_hidden(e.name) and not _is_cache(e, cache)]
     for entry in listed:  # is_dir() follows a link: one whose target is gone would drop its class unsaid
-        if entry.is_symlink() and not os.path.exists(entry.path):
-            raise broken_link_error(folder, entry.path, " if it is a class folder")
+        refuse_broken_link(entry, folder, " if it is a class folder")
     folders = sorted((Path(e.path) for e in listed if e.is_dir()), key=lambda path: (class_name(path.name), path.name))
     for first, second in zip(folders, folders[1:], strict=False):
         if class_name(first.name) == class_name(second.name):
@@ -250,10 +263,10 @@ def _images_in(folder: Path, cache: _Caches, at_top: bool = False, others: list[
     with os.scandir(folder) as listing:  # scandir: the entry type comes with the listing, no stat per file
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
-        if entry.is_symlink() and not os.path.exists(entry.path) and not is_hidden(entry.name):
-            # before is_dir(), which raises for a loop of links (ELOOP) where it says False for a missing target
-            raise broken_link_error(f"class folder {folder}", entry.path)
-        if is_hidden(entry.name) or _is_cache(entry, cache):
+        if is_hidden(entry.name):
+            continue
+        refuse_broken_link(entry, f"class folder {folder}")  # before is_dir(), which raises for a loop
+        if _is_cache(entry, cache):
             continue
         if entry.is_dir():
             split_hint = (f"; if {folder.name}/ is a split of class folders, name the split folders "
@@ -261,8 +274,6 @@ def _images_in(folder: Path, cache: _Caches, at_top: bool = False, others: list[
             raise DataError(f"class folder {folder} contains the folder {entry.name}/; a class folder holds "
                             f"{'/'.join(IMAGE_EXTENSIONS)} images and nested folders are not read: move its "
                             f"images up into {folder} or move it out{split_hint}")
-        if not entry.is_file() and entry.is_symlink():  # is_file() follows the link: its target is gone
-            raise broken_link_error(f"class folder {folder}", entry.path)
         if CACHE_FILE.fullmatch(entry.name):
             raise DataError(f"class folder {folder} contains {entry.name}, trainlab's image cache (a former "
                             "data.cache_dir here), which is not an image; move it out, and keep cache_dir outside "
@@ -335,8 +346,7 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
         entries = sorted((e for e in listing if not is_hidden(e.name) and not _is_cache(e, cache)),
                          key=lambda e: e.name)
     for entry in entries:  # a link whose target is gone, or a loop of links (is_dir() raises ELOOP for it)
-        if entry.is_symlink() and not os.path.exists(entry.path):
-            raise broken_link_error(root, entry.path, " if it is a class or split folder")
+        refuse_broken_link(entry, root, " if it is a class or split folder")
     names = [e.name for e in entries if e.is_dir()]
     found = split_folders(names, str(root))
     split_roots = {split: root / name for split, name in found.items()}

@@ -96,7 +96,13 @@ def image_files(root: Path) -> list[Path]:
 def _walk(folder: Path, parents: frozenset[str], found: list[Path]) -> None:
     """Add the visible files under ``folder`` to ``found``; ``parents``: the real paths of ``folder`` and the
     folders above it, so that a link to one of them (a loop) is not followed."""
-    from trainlab.data.images import broken_link_error, is_cache_folder, is_hidden, is_image_name
+    from trainlab.data.images import (
+        broken_link_error,
+        is_broken_link,
+        is_cache_folder,
+        is_hidden,
+        is_image_name,
+    )
     from trainlab.notices import warn
 
     try:
@@ -107,7 +113,7 @@ def _walk(folder: Path, parents: frozenset[str], found: list[Path]) -> None:
                         "out") from None
     for entry in entries:
         path = Path(entry.path)
-        if entry.is_symlink() and not os.path.exists(path):  # gone, or a loop of links (is_dir() raises ELOOP)
+        if is_broken_link(entry):  # gone, or a loop of links (is_dir() raises ELOOP for it)
             if is_image_name(entry.name):
                 raise broken_link_error(folder, path)
             found.append(path)  # a broken link named otherwise: a skipped file, said
