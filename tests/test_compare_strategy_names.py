@@ -123,3 +123,21 @@ def test_a_yaml_word_as_a_strategy_name_is_refused_not_renamed(tmp_path, text, s
     assert str(caught.value) == f"s.yaml: {said}"
     quoted = parse_strategies(yaml.safe_load(f"strategies:\n  '{text}': {{strategy.epochs: 2}}\n"), "s.yaml")
     assert [s.name for s in quoted] == [text]
+
+
+def test_a_grid_value_written_twice_in_two_forms_is_refused():
+    """A user's grid `strategy.optimizer.lr: [1e-3, 0.001]` trained two identical strategies, reported as a tie
+    (YAML 1.1 leaves 1e-3 a string); [0.1, 0.10] was refused already."""
+    import yaml
+
+    grid = yaml.safe_load("grid: {strategy.optimizer.lr: [1e-3, 0.001]}")
+    assert grid["grid"]["strategy.optimizer.lr"][0] == "1e-3"  # the premise: a string
+    with pytest.raises(ConfigError) as caught:
+        parse_strategies(grid, "s.yaml")
+    assert str(caught.value) == ("s.yaml: grid key 'strategy.optimizer.lr' lists 0.001 twice (as '1e-3' and 0.001); "
+                                 "list each value once")
+    assert len(parse_strategies(yaml.safe_load("grid: {strategy.optimizer.lr: [1e-3, 1e-2]}"), "s.yaml")) == 2
+    assert len(parse_strategies({"grid": {"strategy.optimizer.name": ["adam", "1"], "seed_x": [None, 1]}},
+                                "s.yaml")) == 4
+    with pytest.raises(ConfigError, match="lists None twice"):
+        parse_strategies({"grid": {"strategy.schedule": [None, None]}}, "s.yaml")

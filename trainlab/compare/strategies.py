@@ -36,7 +36,7 @@ from typing import Any
 
 from trainlab.code_policy import CodePolicy, using_policy
 from trainlab.config import Config, validate
-from trainlab.config_fields import MAX_NAME_CHARS, short_repr
+from trainlab.config_fields import DECIMAL_TEXT, MAX_NAME_CHARS, short_repr
 from trainlab.config_overrides import set_dotted
 from trainlab.errors import ConfigError, DataError
 from trainlab.preflight import check_components
@@ -127,6 +127,16 @@ def _format_value(value: Any) -> str:
     return str(value).replace("/", "_").replace("\\", "_")
 
 
+def _number(value: Any) -> float | None:
+    """``value`` as the number a config key reads it as: a number (not a bool), or decimal text YAML 1.1 left a
+    string (``1e-3``, which has no dot); None for anything else. ``[1e-3, 0.001]`` are one learning rate."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and DECIMAL_TEXT.match(value):
+        return float(value)
+    return None
+
+
 def _value_names(key: str, values: list[Any], source: str) -> list[str]:
     """Each of grid key ``key``'s ``values`` as its points' names show it (:func:`_format_value`), no two
     alike (:func:`alike_key`). A value listed twice is refused (ConfigError naming it). Values that differ
@@ -134,8 +144,13 @@ def _value_names(key: str, values: list[Any], source: str) -> list[str]:
     a value its name shows as written keeps the plain name, the others (in the file's order) take the
     first free suffix."""
     for index, value in enumerate(values):
-        if any(type(value) is type(earlier) and value == earlier for earlier in values[:index]):
-            raise ConfigError(f"{source}: grid key '{key}' lists {short_repr(value)} twice; list each value once")
+        for earlier in values[:index]:
+            if type(value) is type(earlier) and value == earlier \
+                    or _number(value) is not None and _number(value) == _number(earlier):
+                spelt = "" if type(value) is type(earlier) and value == earlier else \
+                    f" (as {short_repr(earlier)} and {short_repr(value)})"
+                raise ConfigError(f"{source}: grid key '{key}' lists {short_repr(value)} twice{spelt}; list each "
+                                  "value once")
     texts = [_format_value(value) for value in values]
     as_written = [text == str(value) for text, value in zip(texts, values, strict=True)]
     names: list[str] = [""] * len(values)
