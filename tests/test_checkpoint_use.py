@@ -490,3 +490,22 @@ def test_rows_of_nan_are_refused_without_a_word_on_their_scale(runs, tmp_path, c
         run.predict_file(tmp_path / "once.npz")
     (line,) = capsys.readouterr().err.splitlines()
     assert "these rows look standardised already" in line and " nan" not in line
+
+
+def test_a_checkpoint_of_a_run_that_ended_before_any_is_not_told_of_finished_runs(tmp_path):
+    """A user's diverged run (no checkpoint, no model) asked for checkpoint='best' was told what a finished run keeps
+    with output.checkpoint.keep_after_finish, a setting that run never reached."""
+    from trainlab.cli import main
+    from trainlab.errors import ConfigError
+
+    config = tmp_path / "div.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "div", "data": {"source": "breast_cancer"}, "model": {"name": "mlp", "hidden": [8]},
+        "runtime": {"num_threads": 1},
+        "strategy": {"loss": "bce", "optimizer": {"name": "sgd", "lr": 1e30}, "batch_size": 32, "epochs": 2}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 4
+    with pytest.raises(ConfigError) as caught:
+        trainlab.load_run(tmp_path / "run", checkpoint="best")
+    assert str(caught.value) == (f"run {tmp_path / 'run'} keeps no checkpoints, so there is no checkpoint 'best': it "
+                                 "ended before writing one and has no model.safetensors either (a diverged or stopped "
+                                 "run); leave the checkpoint out for why")

@@ -117,6 +117,10 @@ def checkpoint_folder(run: Path, name: str) -> Path:
         if wanted == checkpoints.BEST:
             _warn_if_best_is_stale(run, root / wanted)
         return root / wanted
+    if not kept and not (run / "model.safetensors").is_file():  # it ended before a checkpoint and has no model
+        raise ConfigError(f"run {run} keeps no checkpoints, so there is no checkpoint '{name}': it ended before "
+                          "writing one and has no model.safetensors either (a diverged or stopped run); leave the "
+                          "checkpoint out for why")
     if not kept:
         raise ConfigError(f"run {run} keeps no checkpoints, so there is no checkpoint '{name}' (a finished run keeps "
                           "best/ and its newest step-* with output.checkpoint.keep_after_finish: last, the default, "
