@@ -209,6 +209,19 @@ def _worded_columns(columns: list[str], row: list[str], skipped: tuple[str, str]
                  if name not in skipped and cell.strip() and not parses_as_number(cell.strip()))
 
 
+def _no_text_column(file: Path, header: list[str], columns: list[str], delimiter: str, text_column: str,
+                    label_column: str, beside_train: bool) -> DataError:
+    """The error for a header without ``text_column``: what to set, or (``beside_train``: a validation or test
+    file, whose training file had the column) to rename the column, with a did-you-mean where the header was
+    read as columns (not whole: another delimiter, or a data row, holds no name to suggest)."""
+    hint = _reading_hint(header, delimiter, text_column, label_column)
+    if beside_train and hint == "set data.text_column":  # the key is right for the training file
+        hint = rename_advice("text", text_column)
+    close = did_you_mean(text_column, columns) if hint == "set data.text_column" else ""
+    return DataError(f"text file {file} has no text column '{text_column}'{close} (columns: "
+                     f"{', '.join(map(shown_name, columns))}); {hint}")
+
+
 def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                quoted: bool | None = None, predict: bool = False, beside_train: bool = False) -> TextTable:
     """The text and label columns of a delimited file with a header; ragged rows are errors.
@@ -240,13 +253,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             last_end = reader.line_num
             columns = [c.strip() for c in header]
             if text_column not in columns:
-                hint = _reading_hint(header, delimiter, text_column, label_column)
-                if beside_train and hint == "set data.text_column":  # the key is right for the training file
-                    hint = rename_advice("text", text_column)
-                # a header read whole (another delimiter, or a data row) holds no name to suggest
-                close = did_you_mean(text_column, columns) if hint == "set data.text_column" else ""
-                raise DataError(f"text file {file} has no text column '{text_column}'{close} (columns: "
-                                f"{', '.join(map(shown_name, columns))}); {hint}")
+                raise _no_text_column(file, header, columns, delimiter, text_column, label_column, beside_train)
             text_at = columns.index(text_column)
             label_at = columns.index(label_column) if label_column in columns else None
             texts, labels, lines = [], [], []
