@@ -139,5 +139,7 @@ def test_a_grid_value_written_twice_in_two_forms_is_refused():
     assert len(parse_strategies(yaml.safe_load("grid: {strategy.optimizer.lr: [1e-3, 1e-2]}"), "s.yaml")) == 2
     assert len(parse_strategies({"grid": {"strategy.optimizer.name": ["adam", "1"], "seed_x": [None, 1]}},
                                 "s.yaml")) == 4
+    # quoted numerals are text: two column names, not one number (a review)
+    assert len(parse_strategies({"grid": {"data.label_column": ["1", "01", "1.0"]}}, "s.yaml")) == 3
     with pytest.raises(ConfigError, match="lists None twice"):
         parse_strategies({"grid": {"strategy.schedule": [None, None]}}, "s.yaml")

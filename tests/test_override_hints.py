@@ -224,7 +224,10 @@ def test_a_later_set_that_replaces_an_earlier_one_is_said(tmp_path, capsys):
                  "~strategy.schedule", "strategy.schedule.name=cosine"]
     assert replaced_overrides(overrides) == [("strategy.epochs=1", "strategy.epochs=3"),
                                              ("strategy.optimizer.lr=0.5", "strategy.optimizer={name: sgd, lr: 0.1}")]
-    assert replaced_overrides(["a . b=1", "a.b=2"]) == [("a . b=1", "a.b=2")]
+    assert replaced_overrides(["a . b=1", "a.b=2"]) == []  # two keys, as --set reads them ('a ', ' b')
+    assert replaced_overrides(["a.b = 1", "a.b=1"]) == []  # the same value, spaced otherwise
+    assert replaced_overrides(["~a.b", "a.b=3"]) == []  # deleted, then set: meant
+    assert replaced_overrides(["a.b=3", "~a"]) == [("a.b=3", "~a")]
     assert replaced_overrides(["model.hidden=[4]", "model.hidden_size=3"]) == []  # a prefix of the name only
 
 

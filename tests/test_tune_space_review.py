@@ -131,7 +131,7 @@ def test_a_section_whose_choice_holds_a_key_of_the_space_is_refused():
         parse_space({"strategy.optimizer": {"choices": [{"name": "adam", "lr": 0.01}, {"name": "sgd", "lr": 0.1}]},
                      "strategy.optimizer.lr": {"low": 0.001, "high": 0.1}})
     assert str(caught.value).startswith("space keys 'strategy.optimizer' and 'strategy.optimizer.lr' both set "
-                                        "strategy.optimizer.lr (the choice {lr: 0.01, name: adam} holds lr): each "
+                                        "strategy.optimizer.lr (the choice {lr: 0.01, name: adam} holds it): each "
                                         "trial would train with the value of 'strategy.optimizer.lr'")
     space = parse_space({"strategy.optimizer.lr": {"low": 0.001, "high": 0.1},
                          "strategy.optimizer": {"choices": [{"name": "adam"}, {"name": "sgd"}]}})
@@ -139,3 +139,30 @@ def test_a_section_whose_choice_holds_a_key_of_the_space_is_refused():
     values = {"strategy.optimizer.lr": 0.02, "strategy.optimizer": {"name": "sgd"}}  # the key first, as listed
     raw = apply_values({"strategy": {"optimizer": {"name": "adam", "lr": 0.5}}}, values)
     assert raw["strategy"]["optimizer"] == {"name": "sgd", "lr": 0.02}
+
+
+@pytest.mark.parametrize("space", [
+    {"strategy.loss": {"choices": ["mse", "huber"]}, "strategy.loss.name": {"choices": ["mse", "l1"]}},
+    {"strategy.optimizer.groups": {"choices": [[{"params": "head", "lr": 0.1}]]},
+     "strategy.optimizer.groups.0.lr": {"low": 0.01, "high": 0.1}},
+])
+def test_a_one_word_or_list_choice_holding_the_key_is_refused_too(space):
+    """A review: a choice written as one word (`huber`, which --set reads as {name: huber}) or a list whose item
+    holds the key slipped past a check of mappings alone."""
+    from trainlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="holds it\\): each trial would train with the value of"):
+        parse_space(space)
+
+
+def test_a_null_choice_under_a_key_needs_a_when_and_a_sibling_refines():
+    from trainlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="one of whose choices is null"):
+        parse_space({"strategy.schedule": {"choices": [None, {"name": "cosine"}]},
+                     "strategy.schedule.warmup_epochs": {"low": 0, "high": 2}})
+    parse_space({"strategy.schedule": {"choices": [None, {"name": "cosine"}]},
+                 "strategy.schedule.warmup_epochs": {"low": 0, "high": 2,
+                                                     "when": {"strategy.schedule": [{"name": "cosine"}]}}})
+    parse_space({"strategy.optimizer": {"choices": [{"name": "sgd", "betas": {"x": 1}}]},  # a sibling: refined
+                 "strategy.optimizer.betas.y": {"low": 0.1, "high": 0.2}})

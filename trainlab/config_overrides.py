@@ -285,16 +285,23 @@ def delete_dotted(raw: dict[str, Any], path: list[str], label: str) -> None:
 def replaced_overrides(overrides: Sequence[str]) -> list[tuple[str, str]]:
     """The pairs (earlier, later) of a command line's ``--set`` list where the later one replaces what the earlier
     set: the same key again (``strategy.epochs=1`` then ``strategy.epochs=3``), or a section holding it
-    (``strategy.optimizer.lr=0.5`` then ``strategy.optimizer={name: sgd}``, which drops the lr), or ``~KEY`` of
-    either; the same text twice is no replacement. A key set inside a section set before it refines it
-    (``strategy.optimizer={name: sgd}`` then ``strategy.optimizer.lr=0.1``): not listed."""
+    (``strategy.optimizer.lr=0.5`` then ``strategy.optimizer={name: sgd}``, which drops the lr), or
+    a later ``~KEY`` of either; the same key and value twice is no replacement, nor is a key set after its deletion.
+    A key set inside a section set before it refines it (``strategy.optimizer={name: sgd}`` then
+    ``strategy.optimizer.lr=0.1``): not listed. Keys are read as :func:`apply_overrides` reads them."""
     def key(text: str) -> str:
-        return ".".join(part.strip() for part in text.removeprefix("~").partition("=")[0].strip().split("."))
+        return text.removeprefix("~").partition("=")[0].strip()
+
+    def value(text: str) -> str:
+        return text.partition("=")[2].strip()
 
     pairs = []
     for index, earlier in enumerate(overrides):
+        if earlier.startswith("~"):
+            continue  # deleted, then set again: meant
         for later in overrides[index + 1:]:
-            if later.strip() != earlier.strip() and (key(earlier) + ".").startswith(key(later) + "."):
+            same = key(later) == key(earlier) and value(later) == value(earlier) and not later.startswith("~")
+            if not same and (key(earlier) + ".").startswith(key(later) + "."):
                 pairs.append((earlier, later))
                 break
     return pairs

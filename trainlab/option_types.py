@@ -48,7 +48,7 @@ from trainlab.config_fields import DECIMAL_TEXT, underflow_problem
 
 _UNCHECKED = object()  # a type this module does not check
 # a number PyYAML (YAML 1.1) leaves as text: an exponent without a dot or without a sign (1e-4, 5e3, 1.5e3)
-_YAML_TEXT_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+YAML_TEXT_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
 
 
 def option_hints(factory: Callable[..., Any]) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def _is_tensor(value: Any) -> bool:
 def _is_quoted_numeral(value: Any) -> bool:
     """Text that reads as a number but that YAML would have read as one unquoted (``"2"``, ``"0.5"``): written
     in quotes (or passed as a str from Python), not YAML 1.1's unread exponent form (``1e-4``)."""
-    return isinstance(value, str) and _is_number(value) and not _YAML_TEXT_NUMBER.fullmatch(value.strip())
+    return isinstance(value, str) and _is_number(value) and not YAML_TEXT_NUMBER.fullmatch(value.strip())
 
 
 def _as_list(value: Any) -> list[Any] | tuple[Any, ...] | None:

@@ -36,9 +36,10 @@ from typing import Any
 
 from trainlab.code_policy import CodePolicy, using_policy
 from trainlab.config import Config, validate
-from trainlab.config_fields import DECIMAL_TEXT, MAX_NAME_CHARS, short_repr
+from trainlab.config_fields import MAX_NAME_CHARS, short_repr
 from trainlab.config_overrides import set_dotted
 from trainlab.errors import ConfigError, DataError
+from trainlab.option_types import YAML_TEXT_NUMBER
 from trainlab.preflight import check_components
 from trainlab.records import DataTasks
 from trainlab.registry import did_you_mean
@@ -128,11 +129,12 @@ def _format_value(value: Any) -> str:
 
 
 def _number(value: Any) -> float | None:
-    """``value`` as the number a config key reads it as: a number (not a bool), or decimal text YAML 1.1 left a
-    string (``1e-3``, which has no dot); None for anything else. ``[1e-3, 0.001]`` are one learning rate."""
+    """``value`` as the number a config key reads it as: a number (not a bool), or the exponent form YAML 1.1
+    leaves a string (``1e-3``, which has no dot); None for anything else, quoted numerals included (``"01"`` and
+    ``"1"`` may be two column names). ``[1e-3, 0.001]`` are one learning rate."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, str) and DECIMAL_TEXT.match(value):
+    if isinstance(value, str) and YAML_TEXT_NUMBER.fullmatch(value.strip()):
         return float(value)
     return None
 

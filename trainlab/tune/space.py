@@ -34,7 +34,7 @@ from typing import Any
 
 from trainlab.config import validate
 from trainlab.config_errors import NUMBER_WORDING
-from trainlab.config_overrides import apply_overrides
+from trainlab.config_overrides import SHORTHAND_KEYS, apply_overrides
 from trainlab.errors import ConfigError
 from trainlab.notices import warn
 from trainlab.preflight import check_components
@@ -353,16 +353,9 @@ def parse_space(raw: Any) -> SearchSpace:
     if not isinstance(raw, Mapping) or not raw:
         raise ConfigError(f"the search space must be a non-empty mapping of config keys; got {raw!r}")
     params = {str(key): _parse_param(str(key), spec) for key, spec in raw.items()}
-    for outer, param in params.items():  # a section, and a key inside it that one of its choices sets too
+    for outer, param in params.items():
         for inner in (key for key in params if key.startswith(f"{outer}.")):
-            rest = inner[len(outer) + 1:].split(".")[0]
-            holding = [choice for choice in param.choices if isinstance(choice, Mapping) and rest in choice]
-            if holding:
-                raise ConfigError(f"space keys '{outer}' and '{inner}' both set {inner} (the choice "
-                                  f"{flow_yaml(holding[0])} holds {rest}): each trial would train with the value of "
-                                  f"'{inner}', not the one its '{outer}' choice holds, while trials.csv shows that "
-                                  f"choice; leave {rest} out of the choices of '{outer}', or '{inner}' out of the "
-                                  "space")
+            _refuse_choice_under_key(param, params[inner])
     for param in params.values():
         for condition, allowed in param.when.items():
             target = params.get(condition)
@@ -380,6 +373,52 @@ def parse_space(raw: Any) -> SearchSpace:
                     raise ConfigError(f"space key '{param.key}': 'when' value {value!r} is not a choice of "
                                       f"'{condition}' (choices: {', '.join(map(str, target.choices))})")
     return SearchSpace(_order(params))
+
+
+def _refuse_choice_under_key(section: Param, inner: Param) -> None:
+    """Refuse a space whose key ``inner`` lies inside the key ``section`` (``strategy.optimizer.lr`` in
+    ``strategy.optimizer``) where a choice of the section sets that key itself (:func:`choice_holds`): the
+    section is set first and the key after it (:func:`apply_values`), so the trial trains with the key's value
+    while trials.csv shows the choice's; and where a null choice leaves no section for the key (a trial that
+    fails), unless a ``when:`` keeps the key off for it. Choices that leave the key out are refined by it."""
+    rest = inner.key[len(section.key) + 1:].split(".")
+    holding = [choice for choice in section.choices if choice_holds(choice, section.key.split(".")[-1], rest)]
+    if holding:
+        raise ConfigError(f"space keys '{section.key}' and '{inner.key}' both set {inner.key} (the choice "
+                          f"{flow_yaml(holding[0])} holds it): each trial would train with the value of '{inner.key}', "
+                          f"not the one its '{section.key}' choice holds, while trials.csv shows that choice; leave "
+                          f"{'.'.join(rest)} out of the choices of '{section.key}', or '{inner.key}' out of the space")
+    allowed = inner.when.get(section.key)
+    if None in section.choices and (allowed is None or None in allowed):
+        raise ConfigError(f"space key '{inner.key}' lies inside '{section.key}', one of whose choices is null (no "
+                          f"{section.key}): those trials would have nothing for it to set; give '{inner.key}' "
+                          f"when: {{{section.key}: [...]}} naming the other choices")
+
+
+def choice_holds(choice: Any, name: str, rest: list[str]) -> bool:
+    """Whether ``choice``, the value of a section named ``name``, holds the key ``rest`` (a dotted path below it):
+    through mappings, list items by index or by name, and a component's one-word form (``huber`` is
+    ``{name: huber}``, as ``--set`` reads it)."""
+    node: Any = choice
+    for part in rest:
+        if isinstance(node, str):
+            node = {SHORTHAND_KEYS.get(name, "name"): node}
+        if isinstance(node, Mapping):
+            if part not in node:
+                return False
+            node = node[part]
+        elif isinstance(node, list):
+            named = [item for item in node if isinstance(item, Mapping) and item.get("name") == part]
+            if part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif named:
+                node = named[0]
+            else:
+                return False
+        else:
+            return False
+        name = part
+    return True
 
 
 def load_space(path: str | Path) -> SearchSpace:
