@@ -275,9 +275,9 @@ def test_a_yaml_word_read_as_a_boolean_where_text_is_wanted_says_to_quote_it(tmp
     path.write_text(yaml.safe_dump(IRIS).replace("name: base", "name: on"))
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value) == ("config key 'name' must be text; got the boolean true: YAML reads on, yes and true "
+    assert str(caught.value) == ("config key 'name': must be text; got the boolean true: YAML reads on, yes and true "
                                  "unquoted so; quote the word")
-    assert _refusal(tmp_path, "name=no").startswith("config key 'name' must be text; got the boolean false: YAML "
+    assert _refusal(tmp_path, "name=no").startswith("config key 'name': must be text; got the boolean false: YAML "
                                                     "reads off, no and false unquoted so")
     from trainlab.option_types import mismatch
 

@@ -356,8 +356,8 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
                     "a model object goes to trainlab.fit(model, train, strategy))")
     if isinstance(got, bool) and first["type"] == "string_type":  # `name: on` read as true by YAML 1.1
         words = "on, yes and true" if got else "off, no and false"
-        return (f"config key '{where}' must be text; got the boolean {str(got).lower()}: YAML reads {words} unquoted "
-                "so; quote the word")
+        return (f"config key '{where}': must be text; got the boolean {str(got).lower()}: YAML reads {words} "
+                "unquoted so; quote the word")
     if isinstance(got, dict) or "got" in message:
         return f"config key '{where or 'config'}': {message}"
     return f"config key '{where or 'config'}': {message}; got {short_repr(got)}{_closest_choice(first)}"
