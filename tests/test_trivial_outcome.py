@@ -223,7 +223,7 @@ def test_a_symmetric_init_is_named_as_the_cause_not_the_learning_rate(capsys, in
 def test_the_init_named_is_the_fill_the_list_ends_with():
     """A review: [zeros, kaiming_normal] ends with kaiming's weights and was blamed on zeros."""
     from trainlab.config_strategy import InitConfig
-    from trainlab.trivial_outcome import symmetric_init
+    from trainlab.initializers import symmetric_init
 
     def chain(*names: str) -> list[InitConfig]:
         return [InitConfig.model_validate({"name": name}) for name in names]

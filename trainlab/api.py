@@ -52,7 +52,7 @@ from trainlab.losses.task_fit import check_task_fits
 from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records, record_json_text
-from trainlab.registry import Registry
+from trainlab.registry import Registry, strategy_registries
 from trainlab.run_checks import refuse_meta_tensors
 from trainlab.run_records import LABELS_RECORD, labels_record
 from trainlab.run_summary import summarize, warn_if_non_finite
@@ -126,18 +126,6 @@ def _strategy_section(raw: dict[str, Any], what: str, path: str | Path | None) -
                       f"only a strategy: give it the strategy: section alone ({'; '.join(ways)}){whole}")
 
 
-def _component_registries() -> dict[str, Registry]:
-    """The strategy keys that name a component, and the registry each name is looked up in."""
-    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
-    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
-    from trainlab.initializers import INITIALIZERS
-    from trainlab.losses import LOSSES
-    from trainlab.optim import OPTIMIZERS
-    from trainlab.schedules import SCHEDULES
-
-    return {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITIALIZERS}
-
-
 # why fit builds each component itself, not taking an object
 _BUILT = {"loss": "on the run's device", "optimizer": "over the model's parameters",
           "schedule": "around the optimizer it builds", "init": "on the model it is given"}
@@ -148,7 +136,7 @@ def _refuse_component_objects(strategy: dict[str, Any]) -> None:
     ``nn.MSELoss()``, a ``torch.optim.SGD`` built over other parameters, a class): fit builds each from
     the strategy, as a config run does, so it takes a name, a ``{"name": ...}`` dict or a ``module:attr``
     reference (docs/extending.md). Names the registered name or the reference that fits, when one does."""
-    for key, registry in _component_registries().items():
+    for key, registry in strategy_registries().items():
         given = strategy.get(key)
         for value in given if key == "init" and isinstance(given, list) else [given]:
             target = value.get("name") if isinstance(value, Mapping) else value

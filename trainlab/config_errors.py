@@ -37,8 +37,8 @@ from pydantic import BaseModel, ValidationError
 
 from trainlab.config_fields import Named, short_repr
 from trainlab.name_aliases import KEY_MEANINGS, KEY_NAMES, KEY_PLACES, trainlab_name
-from trainlab.registry import did_you_mean
-from trainlab.yaml_files import flow_yaml
+from trainlab.registry import did_you_mean, section_registry
+from trainlab.yaml_files import bool_words, flow_yaml
 
 
 def location(loc: tuple[Any, ...], raw: Any = None) -> str:
@@ -92,14 +92,6 @@ def _misspelt_key(raw: Any, where: str) -> str:
     return ""
 
 
-# the sections a component's name picks, with the module whose import registers its built-in components
-_NAMED_SECTIONS = {"model": ("trainlab.models.builtins", "trainlab.models", "MODELS"),
-                   "strategy.optimizer": ("trainlab.optim.builtins", "trainlab.optim", "OPTIMIZERS"),
-                   "strategy.schedule": ("trainlab.schedules", "trainlab.schedules", "SCHEDULES"),
-                   "strategy.loss": ("trainlab.losses.builtins", "trainlab.losses", "LOSSES"),
-                   "strategy.init": ("trainlab.initializers", "trainlab.initializers", "INITIALIZERS")}
-
-
 def _nameless_options(raw: Any, where: str) -> str:
     """For a component section given options but no ``name`` (``--set strategy.schedule.gama=0.9`` where the
     config has no schedule, read "config key 'strategy.schedule.name' is required" naming neither the key given
@@ -107,13 +99,11 @@ def _nameless_options(raw: Any, where: str) -> str:
     ...)``; "" otherwise."""
     path = where.split(".")
     section = _section_at(raw, path[:-1])
-    owner = _NAMED_SECTIONS.get(".".join(path[:-1]))
-    if path[-1] != "name" or not isinstance(section, dict) or not section or owner is None:
+    if path[-1] != "name" or not isinstance(section, dict) or not section:
         return ""
-    import importlib
-
-    importlib.import_module(owner[0])  # registers the built-in components (imports torch: an error path only)
-    registry = getattr(importlib.import_module(owner[1]), owner[2])
+    registry = section_registry(".".join(path[:-1]))  # imports torch: an error path only
+    if registry is None:
+        return ""
     keys = [str(key) for key in section]
     they = "it is an option" if len(keys) == 1 else "they are options"
     return (f"; the section holds {', '.join(keys)}, without the name of the {registry.kind} {they} of "
@@ -355,8 +345,7 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
         message += (" (a config names each component by its registry name or 'module:attr', not an object; "
                     "a model object goes to trainlab.fit(model, train, strategy))")
     if isinstance(got, bool) and first["type"] == "string_type":  # `name: on` read as true by YAML 1.1
-        words = "on, yes and true" if got else "off, no and false"
-        return (f"config key '{where}': must be text; got the boolean {str(got).lower()}: YAML reads {words} "
+        return (f"config key '{where}': must be text; got the boolean {str(got).lower()}: YAML reads {bool_words(got)} "
                 "unquoted so; quote the word")
     if isinstance(got, dict) or "got" in message:
         return f"config key '{where or 'config'}': {message}"

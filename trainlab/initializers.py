@@ -332,6 +332,22 @@ def patch_whitening(eps: float = 5e-4, images: int = 5000, freeze: bool = True,
     return PatchWhitening(float(eps), images, freeze, layer)
 
 
+SYMMETRIC_INITS = ("zeros", "constant")  # initializers that give every unit of a layer the same weights
+
+
+SHAPED_INITS = ("dirac", "patch_whitening")  # initializers of some layers only: no fill of every weight
+
+
+def symmetric_init(init: Any) -> str | None:
+    """The name of the weight fill ``strategy.init`` ends with (one :class:`~trainlab.config_strategy.InitConfig`,
+    or the last of a list, as each fill overwrites every weight the ones before it filled; the initializers of
+    some layers, :data:`SHAPED_INITS`, are passed over) where it starts every unit of a layer alike
+    (:data:`SYMMETRIC_INITS`), else None: ``[zeros, kaiming_normal]`` ends with kaiming's weights."""
+    names = [getattr(one, "name", None) for one in (init if isinstance(init, list) else [init])]
+    fills = [name for name in names if name not in SHAPED_INITS]
+    return fills[-1] if fills and fills[-1] in SYMMETRIC_INITS else None
+
+
 # ---------------------------------------------------------------------------
 # Building and applying
 # ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from trainlab.config_fields import DECIMAL_TEXT, underflow_problem
+from trainlab.yaml_files import bool_words
 
 _UNCHECKED = object()  # a type this module does not check
 # a number PyYAML (YAML 1.1) leaves as text: an exponent without a dot or without a sign (1e-4, 5e3, 1.5e3)
@@ -322,9 +323,9 @@ def _yaml_word_note(value: Any, hint: Any) -> str:
     items = _as_list(value)
     for index, item in [(None, value)] if items is None else list(enumerate(items)):
         if isinstance(item, bool):
-            words = "on, yes and true" if item else "off, no and false"
             where = "it was" if index is None else f"item {index} was"
-            return f"; {where} read as the boolean {str(item).lower()}: YAML reads {words} unquoted so; quote the word"
+            return (f"; {where} read as the boolean {str(item).lower()}: YAML reads {bool_words(item)} unquoted so; "
+                    "quote the word")
     return ""
 
 

@@ -331,3 +331,28 @@ class Registry(Generic[T]):
                 removal = f"; {_removal_hint(section, option)}" if section and not suggestion else ""
                 raise ConfigError(f"{self.kind} '{name}' has no option '{option}'{suggestion} ({listed}){removal}"
                                   f"{elsewhere}")
+
+
+def strategy_registries() -> dict[str, Registry]:
+    """The strategy keys that name a component, and the registry each name is looked up in (their built-in
+    components registered: imports torch)."""
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
+    from trainlab.initializers import INITIALIZERS
+    from trainlab.losses import LOSSES
+    from trainlab.optim import OPTIMIZERS
+    from trainlab.schedules import SCHEDULES
+
+    return {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITIALIZERS}
+
+
+def section_registry(section: str) -> Registry | None:
+    """The registry whose names the config section ``section`` (``model``, ``strategy.optimizer``) picks by its
+    ``name``; None for any other section."""
+    if section == "model":
+        import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
+        from trainlab.models import MODELS
+
+        return MODELS
+    kind = section.removeprefix("strategy.")
+    return strategy_registries().get(kind) if section.startswith("strategy.") else None

@@ -100,8 +100,8 @@ def restored_line(summary: dict) -> str | None:
         best = f", the best {monitor}" if summary.get("stopped_early") and monitor else ""
         return f"model: epoch {restored:g}'s weights{best} (early stopping's restore_best), not the last epoch's"
     reason = str(summary.get("stop_reason") or "")
-    if summary.get("stopped_early") and reason.startswith("early stopping") and "no value so far" not in reason:
-        # (no value a number: no best epoch to restore, restore_best or not)
+    if summary.get("stopped_early") and reason.startswith("early stopping") and summary.get("best_epoch") is not None:
+        # (no best epoch where no value was a number: nothing to restore, restore_best or not)
         return "model: the last epoch's weights (early_stopping.restore_best: false), not the best epoch's"
     return None
 

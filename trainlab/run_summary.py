@@ -19,10 +19,11 @@ from trainlab import __version__
 from trainlab.builders import Built
 from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.engine.weight_averaging import AveragedStep
+from trainlab.initializers import symmetric_init
 from trainlab.records import best_epoch, safe_summary
 from trainlab.run_checks import input_fixes
 from trainlab.runtime import environment
-from trainlab.trivial_outcome import TrivialOutcome, symmetric_init
+from trainlab.trivial_outcome import TrivialOutcome
 
 
 def _final_notes(built: Built) -> dict[str, Any]:

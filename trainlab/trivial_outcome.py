@@ -10,7 +10,8 @@ says once:
 - classification (binary, multiclass): one class predicted for every row of each of val and test that holds
   rows of two or more classes (a split of one class tells nothing; a model whose predictions vary on either
   split is no constant). The fix named is the learning rate or a longer run, or, after a symmetric
-  ``strategy.init`` (``zeros``, ``constant``: every unit of a layer alike), the initialisation. Said as the class frequencies learnt where that class is the training majority,
+  ``strategy.init`` (``zeros``, ``constant``: every unit of a layer alike), the initialisation. Said as the
+  class frequencies learnt where that class is the training majority,
   else as no class told apart; a binary run predicting class 1 is told that f1, precision and recall are of it.
 - regression: R² below 0 on val (else test), as the run's ``r2`` metric gives it (the mean over target
   columns), worse than predicting the split's mean for every row. The fix named is the
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -72,7 +72,7 @@ class TrivialOutcome:
         """The warning, if the outcome is a constant's (the module docstring); ``loss``: the run's;
         ``standardized``: whether the targets were trained standardised; ``fix``: the data's fix of raw targets
         (:attr:`~trainlab.run_checks.InputFixes.raw_targets`); ``init``: the name of a symmetric
-        ``strategy.init`` (:func:`symmetric_init`), named as the cause instead of the learning rate."""
+        ``strategy.init`` (:func:`~trainlab.initializers.symmetric_init`), named as the cause instead of the learning rate."""
         retry = symmetric_init_advice(init) if init else "train longer or with another learning rate (trainlab lr-find)"
         if self.task == "regression":
             split = next((name for name in SPLITS if name in self.seen), None)
@@ -134,22 +134,6 @@ class TrivialOutcome:
                  f"so few rows is mostly noise; hold out more {split} rows before reading it")
         else:
             warn(f"{said}; {retry}, or check the features")
-
-
-SYMMETRIC_INITS = ("zeros", "constant")  # initializers that give every unit of a layer the same weights
-
-
-SHAPED_INITS = ("dirac", "patch_whitening")  # initializers of some layers only: no fill of every weight
-
-
-def symmetric_init(init: Any) -> str | None:
-    """The name of the weight fill ``strategy.init`` ends with (one :class:`~trainlab.config_strategy.InitConfig`,
-    or the last of a list, as each fill overwrites every weight the ones before it filled; the initializers of
-    some layers, :data:`SHAPED_INITS`, are passed over) where it starts every unit of a layer alike
-    (:data:`SYMMETRIC_INITS`), else None: ``[zeros, kaiming_normal]`` ends with kaiming's weights."""
-    names = [getattr(one, "name", None) for one in (init if isinstance(init, list) else [init])]
-    fills = [name for name in names if name not in SHAPED_INITS]
-    return fills[-1] if fills and fills[-1] in SYMMETRIC_INITS else None
 
 
 def symmetric_init_advice(name: str) -> str:

@@ -22,6 +22,16 @@ from trainlab.config_fields import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFI
 from trainlab.errors import ConfigError
 from trainlab.shell_command import utf8_conversion
 
+# what PyYAML reads as true or false unquoted (its YAML 1.1 words; not y/n)
+YAML_BOOLS = {True: ("yes", "true", "on"), False: ("no", "false", "off")}
+
+
+def bool_words(flag: bool) -> str:
+    """``on, yes and true`` (True) or ``off, no and false`` (False): the words YAML 1.1 reads as ``flag``, for a
+    message saying why a name or text came out a boolean."""
+    first, second, third = YAML_BOOLS[flag]
+    return f"{third}, {first} and {second}"
+
 
 class RefusedYAMLError(yaml.constructor.ConstructorError):
     """YAML that parses but that a config refuses: two keys of one mapping that construct equal, a number

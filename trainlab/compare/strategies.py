@@ -43,7 +43,7 @@ from trainlab.option_types import YAML_TEXT_NUMBER
 from trainlab.preflight import check_components
 from trainlab.records import DataTasks
 from trainlab.registry import did_you_mean
-from trainlab.yaml_files import load_yaml_file
+from trainlab.yaml_files import YAML_BOOLS, load_yaml_file
 
 SECTIONS = ("strategies", "grid")
 SHOWN_NAME_CHARS = 40  # a name too long to be a run's is shown by its start in the refusal
@@ -147,10 +147,9 @@ def _value_names(key: str, values: list[Any], source: str) -> list[str]:
     first free suffix."""
     for index, value in enumerate(values):
         for earlier in values[:index]:
-            if type(value) is type(earlier) and value == earlier \
-                    or _number(value) is not None and _number(value) == _number(earlier):
-                spelt = "" if type(value) is type(earlier) and value == earlier else \
-                    f" (as {short_repr(earlier)} and {short_repr(value)})"
+            alike = type(value) is type(earlier) and value == earlier
+            if alike or _number(value) is not None and _number(value) == _number(earlier):
+                spelt = "" if alike else f" (as {short_repr(earlier)} and {short_repr(value)})"
                 raise ConfigError(f"{source}: grid key '{key}' lists {short_repr(value)} twice{spelt}; list each "
                                   "value once")
     texts = [_format_value(value) for value in values]
@@ -208,7 +207,7 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
     out: list[NamedStrategy] = []
     for name, overrides in named.items():
         if isinstance(name, bool) or name is None:  # YAML 1.1 read `no:` as false, `~:` as null: never a name
-            words = {True: "yes, true or on", False: "no, false or off", None: "~ or null"}[name]
+            words = "~ or null" if name is None else "{}, {} or {}".format(*YAML_BOOLS[name])
             raise ConfigError(f"{source}: a strategy is named {words}, which YAML reads as "
                               f"{'null' if name is None else str(name).lower()}, not as text: quote the name as you "
                               "wrote it (e.g. 'no': ...)")

@@ -18,7 +18,7 @@ from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.notices import warn
 from trainlab.registry import did_you_mean
-from trainlab.yaml_files import flow_yaml
+from trainlab.yaml_files import YAML_BOOLS, flow_yaml
 
 KEY = "data.positive_class"
 
@@ -41,10 +41,6 @@ def positive_index(positive: Any, task: str, class_names: list[str] | None) -> i
         raise ConfigError(f"{KEY} {short_repr(positive)} is not a class of this data (its classes: {listed})"
                           f"{did_you_mean(shown, names)}")
     return names.index(shown)
-
-
-# what PyYAML reads as true or false unquoted (its YAML 1.1 words; not y/n): a class named so is meant by the bool
-YAML_BOOLS = {True: ("yes", "true", "on"), False: ("no", "false", "off")}
 
 
 def _spelt(positive: bool, names: list[str]) -> str:
