@@ -245,9 +245,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     last_end = 0  # the file line the last record read ended on: the next starts one after it
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:
-            # strict: a closing quote followed by more text is an error, not the text's continuation (a stray
-            # quote at line 32 swallowed line 33, which the next row's opening quote closed, and the two rows were
-            # read as one with line 33's label); an unclosed quote at the end of the file too
+            # strict: a closing quote followed by more text is an error (:func:`_malformed`), not two rows read as one
             reader = csv.reader(handle, delimiter=delimiter, quoting=quoting, strict=quoted)
             header = _header(reader, file, text_column)
             last_end = reader.line_num
@@ -261,18 +259,15 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             blank_lines: list[int] = []  # one column: empty lines kept once a row follows them
             joined: tuple[int, int, list[str]] | None = None  # the last record that ran over several lines
             for row in reader:
-                # the line after the last record's (a count of the newlines inside its fields is one short for a
-                # quote never closed, whose field holds the file's last newline too)
-                start, last_end = last_end + 1, reader.line_num
-                previous, joined = joined, ((start, reader.line_num, row) if reader.line_num > start else None)
+                start, last_end = last_end + 1, reader.line_num  # the line after the last record's
+                previous, joined = joined, ((start, last_end, row) if last_end > start else None)
                 if not row and len(columns) == 1:
                     blank_lines.append(start)
                     continue
                 if not row or (len(columns) > 1 and len(row) == 1 and not row[0].strip()):
                     continue
-                for blank in blank_lines:  # an empty text between rows (not the blank lines at the end)
-                    texts.append("")
-                    lines.append(blank)
+                texts += [""] * len(blank_lines)  # an empty text between rows (not the blank lines at the end)
+                lines += blank_lines
                 blank_lines.clear()
                 if len(row) != len(columns):
                     raise _ragged_row(file, start, row, columns, delimiter, quoted, predict,
