@@ -474,3 +474,19 @@ def test_fit_and_evaluate_run_errors_name_their_own_arguments():
 
     with pytest.raises(ConfigError, match=r"^split must be one of train, val, test \(eval's --split\); got 'tst'"):
         evaluate_run(__file__, split="tst")
+
+
+def test_gradients_the_caller_left_on_the_model_are_not_part_of_the_first_step():
+    """One full-batch SGD step on MSE moves w by -lr * 2/N X^T r (r = Xw + b - y) whatever .grad held before."""
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    model = torch.nn.Linear(3, 1)
+    w0, b0 = model.weight.detach().numpy().copy(), model.bias.detach().numpy().copy()
+    torch.nn.functional.mse_loss(model(x), 100 * y).backward()  # a notebook's probe, left on .grad
+    trainlab.fit(model, train=(x, y), strategy={"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1},
+                                                "batch_size": "full", "max_steps": 1, "epochs": 1},
+                 seed=0, task="regression", metrics=[])
+    xn, yn = x.numpy().astype(np.float64), y.numpy().astype(np.float64)
+    residual = xn @ w0.T + b0 - yn
+    np.testing.assert_allclose(model.weight.detach().numpy(), w0 - 0.1 * 2 / 16 * residual.T @ xn, atol=1e-6)
+    np.testing.assert_allclose(model.bias.detach().numpy(), b0 - 0.1 * 2 / 16 * residual.sum(0), atol=1e-6)
