@@ -44,6 +44,7 @@ from trainlab.data.labels import (
     warn_labels_never_positive,
 )
 from trainlab.data.positive_class import positive_index, swapped_labels, swapped_names
+from trainlab.data.shared_rows import warn_of_shared_rows
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn, warn_of_split
 from trainlab.registry import Registry, value_hint
@@ -507,6 +508,7 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
         cat_val = None
     _refuse_empty_training(config.source, len(raw.x_train), kept, len(x_train), held_outs, labels.class_names)
     x_train, x_val, x_test = _encoded_rows(raw, extras, x_train, x_val, x_test)
+    warn_of_shared_rows((x_train, cat_train), {"val": (x_val, cat_val), "test": (x_test, cat_test)})
 
     return _prepared(config, raw, task, labels, extras, {
         "training data": (x_train, y_train, cat_train), "validation data": (x_val, y_val, cat_val),
