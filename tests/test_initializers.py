@@ -83,7 +83,7 @@ def test_patch_whitening_whitens_a_resnet_stem_and_freezes_it():
 
 def test_patch_whitening_options_layer_and_freeze_false():
     model = nn.Sequential(OrderedDict(stem=nn.Conv2d(8, 8, 3), whiten=nn.Conv2d(8, 64, 2)))
-    images = torch.randn(4, 8, 6, 6)
+    images = torch.randn(16, 8, 8, 8)
     with pytest.raises(ConfigError, match="'stem' has 8 output channels.*needs 72"):
         initialize(model, "patch_whitening", images=images)  # default: the first Conv2d
     with pytest.raises(ConfigError, match="no Conv2d named 'whitn'; did you mean 'whiten'"):
@@ -91,7 +91,8 @@ def test_patch_whitening_options_layer_and_freeze_false():
     before = model.stem.weight.detach().clone()
     initialize(model, {"name": "patch_whitening", "layer": "whiten", "freeze": False}, images=images)
     assert model.whiten.weight.requires_grad and torch.equal(model.stem.weight, before)
-    second = F.conv2d(images, model.whiten.weight[:32]).permute(0, 2, 3, 1).reshape(-1, 32).double()
+    with torch.no_grad():  # whiten's patches are those it receives: the stem's responses to the images
+        second = F.conv2d(model.stem(images), model.whiten.weight[:32]).permute(0, 2, 3, 1).reshape(-1, 32).double()
     assert torch.diagonal(second.T @ second / len(second)).min() > 0.9  # whitened: ~unit second moment
 
 

@@ -188,3 +188,34 @@ def test_initializers_before_it_or_beside_its_conv_are_kept():
     apply_initializers([*build_initializers({"name": "patch_whitening", "images": 64}), SecondConvOnly()], model,
                        images)
     assert torch.allclose(model[0].weight, torch.cat((filters, -filters))) and not model[2].weight.any()
+
+
+class _ProjectedConv(nn.Module):
+    """A conv fed a Linear projection of the images, not the images: it must whiten what it receives."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.project, self.conv, self.unused = nn.Linear(36, 36), nn.Conv2d(1, 8, 2), nn.Conv2d(1, 8, 2)
+
+    def forward(self, x):
+        z = self.project(x.flatten(1)).view(-1, 1, 6, 6)
+        return self.conv(z).flatten(1)
+
+
+def test_a_conv_after_other_layers_whitens_the_patches_it_receives_and_an_unused_conv_is_refused():
+    """The initializer whitened the raw images' patches for a conv fed a projection of them (a diagonal of
+    0.03 .. 3.5 where 1 was due); the patches are now the projection's, computed here in NumPy."""
+    from trainlab.initializers import initialize
+
+    images = _images()
+    model = _ProjectedConv()
+    weight, bias = model.project.weight.detach().double().numpy(), model.project.bias.detach().double().numpy()
+    received = (images.double().numpy().reshape(64, 36) @ weight.T + bias).reshape(64, 1, 6, 6)
+    initialize(model, [{"name": "patch_whitening", "images": 64, "eps": 1e-9, "layer": "conv"}], images)
+    filters = model.conv.weight[:4].detach().double().numpy().reshape(4, 4)
+    p = numpy_patches(received, 2)
+    np.testing.assert_allclose(filters @ (p.T @ p / len(p)) @ filters.T, np.eye(4), atol=1e-4)
+    assert model.training  # the eval-mode forward that read the inputs leaves the mode as it was
+    with pytest.raises(ConfigError, match=r"^patch whitening: the model's forward never calls its conv 'unused'"):
+        initialize(model, [{"name": "patch_whitening", "images": 64, "layer": "unused"}], images)

@@ -33,7 +33,7 @@ from trainlab.errors import ConfigError
 from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.optim.decay_split import weight_ids
-from trainlab.patch_whitening import whiten_conv_
+from trainlab.patch_whitening import layer_inputs, whiten_conv_
 from trainlab.registry import Registry, did_you_mean
 
 Initializer = Callable[[torch.Tensor], Any]
@@ -280,7 +280,8 @@ def dirac() -> ModelInitializer:
 
 
 class PatchWhitening(ModelInitializer):
-    """The first Conv2d (or the one named ``layer``) becomes the whitening of the training patches.
+    """The first Conv2d (or the one named ``layer``) becomes the whitening of the patches it receives when the
+    model runs on training images (:func:`~trainlab.patch_whitening.layer_inputs`): the images' own for a stem.
 
     See :mod:`trainlab.patch_whitening` for the formula.
     """
@@ -293,7 +294,7 @@ class PatchWhitening(ModelInitializer):
         if images is None:
             raise ConfigError("initializer 'patch_whitening' needs training images; pass images= to initialize()")
         name, conv = self._conv(model)
-        whiten_conv_(conv, images, self.eps, self.freeze, name)
+        whiten_conv_(conv, layer_inputs(model, conv, images), self.eps, self.freeze, name)
         self.whitened = (name, conv.weight, conv.weight.detach().clone())  # for apply_initializers' check
 
     def _conv(self, model: nn.Module) -> tuple[str, nn.Conv2d]:

@@ -80,6 +80,46 @@ def whitening_filters(second_moment: torch.Tensor, eps: float) -> torch.Tensor:
     return filters
 
 
+class _LayerReached(Exception):
+    """Raised by :func:`layer_inputs`' hook: the forward has given the layer its input and goes no further."""
+
+
+@torch.no_grad()
+def layer_inputs(model: nn.Module, layer: nn.Module, images: torch.Tensor, chunk: int = 500) -> torch.Tensor:
+    """What ``layer`` receives (its first input) when ``model`` runs on ``images``: the images themselves for
+    a stem, the earlier layers' output for a conv further in (a model that projects or normalises its input
+    first), whose patches are the ones to whiten.
+
+    The forward runs in eval mode (no BatchNorm statistics updated, no dropout), ``chunk`` images at a time,
+    and stops at the layer. A layer the forward never calls is a ConfigError.
+    """
+    captured: list[torch.Tensor] = []
+
+    def stop_at_layer(module: nn.Module, args: tuple) -> None:
+        captured.append(args[0].detach())
+        raise _LayerReached
+
+    handle = layer.register_forward_pre_hook(stop_at_layer)
+    training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(images), chunk):
+            try:
+                model(images[start:start + chunk])
+            except _LayerReached:
+                continue
+            raise ConfigError(f"patch whitening: the model's forward never calls its conv '{_layer_name(model, layer)}' "
+                              "(a layer registered but unused); name the conv to whiten with layer:")
+    finally:
+        handle.remove()
+        model.train(training)
+    return torch.cat(captured)
+
+
+def _layer_name(model: nn.Module, layer: nn.Module) -> str:
+    return next((name for name, module in model.named_modules() if module is layer), type(layer).__name__)
+
+
 @torch.no_grad()
 def whiten_conv_(conv: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4, freeze: bool = True,
                  name: str = "conv") -> None:
