@@ -465,7 +465,8 @@ def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Lo
             and (unmirrored := _never_mirrored(source_options.get("augment"))):
         # digits, text in images: a mirror view the model never trained on cost 18 points on digits, unsaid (a
         # source of the user's own may augment in its own transforms, under any option name or none)
-        warn(f"strategy.tta averages in the left-right mirror view (tta.flip: true, its default) but "
+        default = "" if "flip" in tta_config.model_fields_set else ", its default"
+        warn(f"strategy.tta averages in the left-right mirror view (tta.flip: true{default}) but "
              f"{unmirrored}: the model never saw mirrored images; set strategy.tta.flip: false where a mirror "
              "changes what an image shows (digits, text)")
 
