@@ -255,6 +255,16 @@ def test_an_os_error_is_called_a_write_only_when_only_a_write_meets_it(monkeypat
     assert err.startswith(f"error: {said}") and err.count("\n") == 1, err
 
 
+def test_a_name_too_long_for_the_file_system_is_the_paths_fault_exit_2_naming_the_limit(write_config, tmp_path,
+                                                                                         capsys):
+    """--out of a 300-byte name went out as a disk failure (exit 5) printing the whole name."""
+    config = write_config(LINREG)
+    assert main(["train", str(config), "--quiet", "--out", str(tmp_path / ("x" * 300))]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: a name in the path is too long: '{'x' * 20}...{'x' * 12}' has 300 bytes, and a file or folder "
+        "name holds at most 255; give a shorter path")
+
+
 def test_a_reader_that_leaves_after_the_first_line_is_sigpipes_code(write_config, tmp_path):
     """`trainlab predict RUN big.csv | head -1`: the reader leaves mid-output. The rest of the output used to be
     dropped without an error (one short write, exit 0); the next write must fail and exit 141."""

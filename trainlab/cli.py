@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from trainlab.errors import (
     TrainingError,
     TrainlabError,
     cannot,
+    name_too_long,
 )
 from trainlab.exception_origin import raised_at
 from trainlab.out_of_memory import out_of_memory_line
@@ -389,6 +391,9 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         if memory is not None:
             _say(f"error: {memory}", args.debug)
             return EXIT_SYSTEM
+        if exc.errno == errno.ENAMETOOLONG:  # the path given, not the disk: a usage error
+            _say(f"error: {name_too_long(exc)}", args.debug)
+            return 2
         written = exc.errno in DISK_FULL_OR_READ_ONLY  # else it may as well be a read: say neither
         what = cannot(exc, "write" if written else "read or write")
         if written and args.command == "predict" and args.out is None and not exc.filename:

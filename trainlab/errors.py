@@ -65,6 +65,22 @@ def cannot(exc: OSError, verb: str = "write") -> str:
     return f"cannot {verb}{where}: {exc.strerror or exc}"
 
 
+def name_too_long(exc: OSError) -> str:
+    """The line for ENAMETOOLONG, a path's fault (exit 2), not the disk's: the name in the path that is over the
+    file system's limit per file or folder name (NAME_MAX, 255 bytes on Linux), else the whole path's length."""
+    import os
+
+    path = os.fsdecode(exc.filename) if exc.filename else ""
+    names = [name for name in path.split(os.sep) if name]
+    longest = max(names, key=lambda name: len(os.fsencode(name)), default="")
+    size = len(os.fsencode(longest))
+    shown = longest if len(longest) <= 40 else f"{longest[:20]}...{longest[-12:]}"
+    if size > 255:
+        return (f"a name in the path is too long: '{shown}' has {size} bytes, and a file or folder name holds at "
+                "most 255; give a shorter path")
+    return f"the path is too long ({len(os.fsencode(path))} bytes, from '{path[:40]}...'); give a shorter path"
+
+
 def folder_error(message: str, exc: OSError) -> TrainlabError:
     """``message`` as a :class:`WriteError` when ``exc`` is the disk's fault, else as a :class:`RunDirError`."""
     return (WriteError if exc.errno in WRITE_ERRNOS else RunDirError)(f"{message}: {exc.strerror or exc}")
