@@ -133,6 +133,23 @@ def test_a_config_that_is_not_a_regular_file_or_too_big(tmp_path):
         read_yaml(big)
 
 
+def test_an_unreadable_config_is_one_line_without_pythons_errno_text(tmp_path, monkeypatch):
+    """It read 'cannot read config file c.yaml: [Errno 13] Permission denied: 'c.yaml'' (root reads any file:
+    the refusal is raised as the read would raise it)."""
+    import errno
+
+    import trainlab.yaml_files
+
+    def refused(path, *args):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(trainlab.yaml_files, "read_regular_file", refused)
+    path = tmp_path / "c.yaml"
+    with pytest.raises(ConfigError) as caught:
+        read_yaml(path)
+    assert str(caught.value) == f"cannot read config file {path}: Permission denied; make it readable to this user"
+
+
 def test_aliases_are_unshared_so_a_set_changes_one_place(tmp_path):
     text = BASE + "anchors: &opt {name: sgd, lr: 0.01}\n"
     raw = read_yaml(_write(tmp_path, text.replace("anchors:", "x:") + "y: *opt\n"))
@@ -265,11 +282,11 @@ def test_a_model_deeper_than_the_layer_bound_is_refused_as_the_config_loads_befo
     from trainlab.cli import main
 
     config = {**LINREG, "data": {"source": "csv", "path": str(tmp_path / "missing.csv"), "target": "y"},
-              "model": {"name": "mlp", "hidden": [4] * 90_000}}
+              "model": {"name": "mlp", "hidden": [4] * 3_000}}
     path = tmp_path / "deep.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["train", str(path), "--quiet"]) == 2
-    assert capsys.readouterr().err == ("error: config key 'model': option 'hidden' lists 90,000 layers ([4, 4, 4, "
+    assert capsys.readouterr().err == ("error: config key 'model': option 'hidden' lists 3,000 layers ([4, 4, 4, "
                                        "4, ...]); trainlab builds at most 2,000 layers\n")
     config["model"]["hidden"] = [4] * 2_000  # at the bound: the config loads, and the data error is the one
     path.write_text(yaml.safe_dump(config))

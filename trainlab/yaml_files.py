@@ -10,6 +10,7 @@ caller's to say.
 
 from __future__ import annotations
 
+import errno
 import math
 import re
 from pathlib import Path
@@ -217,7 +218,8 @@ def _read_bounded(path: Path, follow_links: bool = True, file: str = "config fil
         raise ConfigError(f"{file} {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a few "
                           "hundred lines") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {file} {path}: {exc}") from None
+        fix = "; make it readable to this user" if exc.errno in (errno.EACCES, errno.EPERM) else ""
+        raise ConfigError(f"cannot read {file} {path}: {exc.strerror or exc}{fix}") from None
     try:
         return data.decode()
     except UnicodeDecodeError as exc:  # a Latin-1 export (é: 0xe9): its line and how to convert it, as a CSV's
