@@ -219,6 +219,20 @@ def test_a_data_path_read_from_the_working_directory_past_a_missing_data_dir_is_
     assert "warning" not in capsys.readouterr().err
 
 
+def test_train_past_a_data_dir_that_is_a_file_says_so_once(write_config, tmp_path, capsys, monkeypatch):
+    """train found its data in the working directory past --data-dir d.csv (a file) without a word: the
+    run folder's absolute data paths were resolved apart from the reader's warning."""
+    monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("a,b,y\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 2}\n" for i in range(40)))
+    config = write_config(DIGITS_MLP, data={"source": "csv", "path": "d.csv", "target": "y"}, strategy__epochs=1)
+    assert main(["train", str(config), "--data-dir", "d.csv", "--out", "run", "--quiet"]) == 0
+    os.environ.pop("TRAINLAB_DATA_DIR", None)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "data folder" in line]
+    assert warnings == ["warning: the data folder d.csv (--data-dir or TRAINLAB_DATA_DIR) is not a folder: relative "
+                        f"data paths are read from the working directory ({tmp_path}) instead"]
+
+
 def test_a_run_without_a_test_split_says_so_under_its_heading(write_config, tmp_path, capsys):
     config = write_config(DIGITS_MLP, data={"source": "digits", "test_fraction": 0.0}, strategy__epochs=1)
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0

@@ -12,12 +12,14 @@ from trainlab.errors import DataError
 DATA_DIR_ENV = "TRAINLAB_DATA_DIR"
 
 
-def candidates(path: str | os.PathLike[str]) -> list[Path]:
+def candidates(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Where a data path is looked for, in order: itself when absolute, else under the data folder (``root``,
+    by default ``$TRAINLAB_DATA_DIR``), then under the working directory."""
     path = Path(path).expanduser()
     if path.is_absolute():
         return [path]
     tried = []
-    root = os.environ.get(DATA_DIR_ENV)
+    root = root if root is not None else os.environ.get(DATA_DIR_ENV)
     if root:
         tried.append(Path(root).expanduser() / path)
     tried.append(Path.cwd() / path)
@@ -48,8 +50,8 @@ def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
 _WARNED_ROOTS: set[str] = set()  # data folders already warned of as missing, in this process
 
 
-def _warn_if_data_dir_missing(found: Path, tried: list[Path]) -> None:
-    root = os.environ.get(DATA_DIR_ENV)
+def _warn_if_data_dir_missing(found: Path, tried: list[Path], root: str | os.PathLike[str] | None = None) -> None:
+    root = str(root) if root is not None else os.environ.get(DATA_DIR_ENV)
     if not root or len(tried) < 2 or found != tried[-1] or root in _WARNED_ROOTS:
         return
     missing = missing_data_dir(root)
@@ -109,9 +111,10 @@ def resolve_data_paths(data: dict[str, Any], data_dir: str | os.PathLike[str] | 
             continue
         if key in ("train", "val", "test") and resolved.get("path"):
             continue
-        tried = ([Path(root).expanduser() / value] if root else []) + [Path.cwd() / value]
+        tried = candidates(value, root)
         found = next((p for p in tried if p.exists()), None)
         if found is not None:
+            _warn_if_data_dir_missing(found, tried, root)
             resolved[key] = str(found.absolute())
         elif key == "cache_dir":
             resolved[key] = str((Path.cwd() / value).absolute())
