@@ -12,7 +12,7 @@ import pytest
 import trainlab.data.builtins  # noqa: F401  (registers the sources)
 from trainlab.config import DataConfig
 from trainlab.data import load_dataset
-from trainlab.data.shared_rows import shared_row_count
+from trainlab.data.shared_rows import shared_row_counts
 
 
 def _brute_force_shared(train: list[np.ndarray], held: list[np.ndarray]) -> int:
@@ -24,6 +24,10 @@ def _brute_force_shared(train: list[np.ndarray], held: list[np.ndarray]) -> int:
     return sum(key(held, i) in seen for i in range(len(held[0])))
 
 
+def _count(train: tuple, held: tuple) -> int | None:
+    return shared_row_counts(train, {"test": held}).get("test")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.int64, np.uint8])
 def test_shared_rows_are_counted_as_whole_rows_across_every_part(dtype):
     rng = np.random.default_rng(0)
@@ -32,10 +36,19 @@ def test_shared_rows_are_counted_as_whole_rows_across_every_part(dtype):
     train, held = [x[:200], codes[:200]], [x[200:], codes[200:]]
     expected = _brute_force_shared(train, held)
     assert 0 < expected < 100
-    assert shared_row_count(tuple(train), tuple(held)) == expected
+    assert _count(tuple(train), tuple(held)) == expected
     # the categorical part decides too: the same features with other codes are other rows
-    assert shared_row_count((x[:200], None), (x[200:], None)) == _brute_force_shared([x[:200]], [x[200:]]) >= expected
-    assert shared_row_count((x[:0], None), (x[200:], None)) == 0
+    assert _count((x[:200], None), (x[200:], None)) == _brute_force_shared([x[:200]], [x[200:]]) >= expected
+    assert _count((x[:0], None), (x[200:], None)) is None  # no training rows: nothing counted
+
+
+def test_rows_compare_by_value_across_dtypes_and_zero_signs_and_text_is_left_out():
+    """A test split given as float64 beside float32 training rows matched none of its copies."""
+    x = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)
+    assert _count((x,), (x[:10].astype(np.float64),)) == 10
+    assert _count((np.zeros((2, 2), np.float32),), (-np.zeros((3, 2), np.float32),)) == 3
+    assert _count((x,), (np.array([["a", "b", "c"]], dtype=object),)) is None
+    assert _count((x,), (None,)) is None
 
 
 def _said(caplog) -> list[str]:
@@ -57,3 +70,17 @@ def test_a_table_of_repeated_rows_is_warned_of_per_held_out_split_and_a_table_wi
     # each row is one of 3 copies: a held-out row has one in training unless both others were held out too
     assert all(0.6 * int(total) < int(shared) <= int(total) for shared, total, _ in counts)
     assert "drop the repeats before the split (pandas drop_duplicates)" in _said(caplog)[0]
+
+
+def test_fit_given_a_val_split_cut_from_its_training_rows_is_told_so(caplog):
+    import torch
+
+    import trainlab
+
+    x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int)
+    caplog.set_level(logging.WARNING, logger="trainlab")
+    trainlab.fit(torch.nn.Linear(3, 2), train=(x, y), val=(x[:30], y[:30]), test=(x[:20] + 5, y[:20]),
+                 strategy={"loss": "cross_entropy", "optimizer": "adam", "batch_size": 50, "epochs": 1}, metrics=[])
+    assert [line.split(":")[0] for line in _said(caplog)] == ["30 of the 30 val rows (100%) have features identical "
+                                                              "to a training row"]

@@ -37,6 +37,7 @@ from trainlab.data.labels import (
     warn_classes_absent,
 )
 from trainlab.data.regression_targets import check_regression_targets
+from trainlab.data.shared_rows import warn_of_shared_rows
 from trainlab.errors import ConfigError, DataError
 from trainlab.fit_columns import in_training_order
 from trainlab.losses.task_fit import refuse_soft_targets
@@ -526,6 +527,12 @@ def _read_labels(task: str, train: Split, names: list[str] | None,
             from None
 
 
+def _array(x: torch.Tensor) -> np.ndarray:
+    """``x`` as a NumPy array on the CPU (bfloat16, which NumPy lacks, as float32)."""
+    x = x.detach().cpu()
+    return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+
+
 def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
                 class_names: list[str] | None, regression_loss: str | None = None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else
@@ -580,6 +587,7 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
         columns = getattr(getattr(train, "y_labels", None), "columns", None)
         if columns is not None and len(columns) > 1:  # a DataFrame y's columns: messages name a target by them
             extras["target_names"] = [str(plain_scalar(column)) for column in columns]
-    return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),
-                   given("test", test or empty), task=task, num_classes=labels.num_classes,
-                   class_names=labels.class_names, extras=extras)
+    val, test = given("val", val or empty), given("test", test or empty)
+    warn_of_shared_rows((_array(train.x),), {"val": (_array(val.x),), "test": (_array(test.x),)})
+    return Dataset(Split(train.x, targets_tensor(y_train, task)), val, test, task=task,
+                   num_classes=labels.num_classes, class_names=labels.class_names, extras=extras)

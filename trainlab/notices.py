@@ -113,11 +113,17 @@ def warn(message: str) -> None:
     LOGGER.warning(message, stacklevel=2)  # the record names the line that warned
 
 
+def training_notices() -> bool:
+    """Whether :func:`warn_training` would speak: outside :func:`evaluating` (a check that only feeds such a
+    warning can be skipped inside)."""
+    return not _EVALUATING.get()
+
+
 def warn_training(message: str) -> None:
     """:func:`warn` for what matters only to training (an augmentation that shifts small images' content out of
     the frame): not said inside :func:`evaluating`, where the run is rebuilt to evaluate or predict, trains
     nothing, and its training said it already."""
-    if not _EVALUATING.get():
+    if training_notices():
         warn(message)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainlab.notices import warn_training
+from trainlab.notices import training_notices, warn_training
 
 # the share of a held-out split's rows that copy a training row before it is worth a warning: a few
 # repeats occur by chance in small or discrete data (iris holds one repeated row of 150), a share this
@@ -20,37 +20,56 @@ from trainlab.notices import warn_training
 NOTABLE_SHARE = 0.05
 
 
-def row_bytes(*parts: np.ndarray | None) -> np.ndarray:
-    """Each row's bytes across ``parts`` (features, categorical codes): a (rows, bytes) uint8 array. Two rows
-    have the same bytes exactly when every part holds the same values of the same dtype."""
-    columns = [np.ascontiguousarray(np.asarray(p).reshape(len(p), -1)) for p in parts if p is not None]
-    flat = [c.view(np.uint8).reshape(len(c), -1) for c in columns]
-    return np.concatenate(flat, axis=1) if len(flat) > 1 else flat[0]
+def row_bytes(parts: tuple[np.ndarray | None, ...], dtypes: tuple[np.dtype | None, ...] | None = None
+              ) -> np.ndarray:
+    """Each row's bytes across ``parts`` (features, categorical codes; None parts left out): a (rows, bytes)
+    uint8 array, each part cast first to its dtype in ``dtypes`` (the training parts', so a split given as
+    float64 beside float32 training rows compares by value) and -0.0 read as 0.0. Two rows have the same
+    bytes exactly when every part holds the same values."""
+    columns = []
+    for index, part in enumerate(parts):
+        if part is None:
+            continue
+        array = np.asarray(part)
+        if dtypes is not None and dtypes[index] is not None:
+            array = array.astype(dtypes[index], copy=False)
+        if array.dtype.kind in "fc":
+            array = array + 0  # -0.0 + 0 is 0.0: the two zeros are one value
+        columns.append(np.ascontiguousarray(array.reshape(len(array), -1)).view(np.uint8).reshape(len(array), -1))
+    return np.concatenate(columns, axis=1) if len(columns) > 1 else columns[0]
 
 
-def shared_row_count(train: tuple[np.ndarray | None, ...], held: tuple[np.ndarray | None, ...]) -> int:
-    """How many rows of ``held`` equal some row of ``train`` (each a tuple of the same parts, row-aligned).
+def _comparable(parts: tuple[np.ndarray | None, ...]) -> bool:
+    """Whether ``parts`` hold rows of numbers (not object arrays: text before encoding) and a first part."""
+    return parts[0] is not None and all(p is None or np.asarray(p).dtype.kind in "biuf" for p in parts)
 
-    A set of the training rows' bytes (hashed): ~0.3 s for 48,000 MNIST images, where np.isin's sort of
-    the rows as numpy void values took 3 s."""
-    if len(held[0]) == 0 or len(train[0]) == 0:
-        return 0
-    seen = set(map(bytes, row_bytes(*train)))
-    return sum(bytes(row) in seen for row in row_bytes(*held))
+
+def shared_row_counts(train: tuple[np.ndarray | None, ...], held_outs: dict[str, tuple[np.ndarray | None, ...]]
+                      ) -> dict[str, int]:
+    """``{split: how many of its rows equal some training row}`` for each held-out split (each a tuple of the
+    training's parts, row-aligned); splits of no rows or of parts that are no numbers are left out.
+
+    A set of the training rows' bytes (hashed), built once: ~0.3 s for 48,000 MNIST images, where np.isin's
+    sort of the rows as numpy void values took 3 s."""
+    held_outs = {split: parts for split, parts in held_outs.items() if _comparable(parts) and len(parts[0])}
+    if not held_outs or not _comparable(train) or len(train[0]) == 0:
+        return {}
+    dtypes = tuple(None if p is None else np.asarray(p).dtype for p in train)
+    seen = set(map(bytes, row_bytes(train)))
+    return {split: sum(bytes(row) in seen for row in row_bytes(parts, dtypes)) for split, parts in held_outs.items()}
 
 
 def warn_of_shared_rows(train: tuple[np.ndarray | None, ...], held_outs: dict[str, tuple[np.ndarray | None, ...]]
                         ) -> None:
     """One warning per held-out split (``{"val": parts, "test": parts}``) whose rows copy training rows
-    (features identical, labels aside) in a share of at least :data:`NOTABLE_SHARE`. Parts of object
-    dtype (text before encoding) are not compared."""
-    if any(p is not None and np.asarray(p).dtype == object for p in train):
+    (features identical, labels aside) in a share of at least :data:`NOTABLE_SHARE`; nothing is counted where
+    nothing would be said (a run rebuilt to evaluate or predict: :func:`~trainlab.notices.evaluating`)."""
+    if not training_notices():
         return
-    for split, parts in held_outs.items():
-        shared = shared_row_count(train, parts)
-        if shared and shared >= NOTABLE_SHARE * len(parts[0]):
+    for split, shared in shared_row_counts(train, held_outs).items():
+        rows = len(held_outs[split][0])
+        if shared and shared >= NOTABLE_SHARE * rows:
             warn_training(
-                f"{shared} of the {len(parts[0])} {split} rows ({shared / len(parts[0]):.0%}) have features "
-                f"identical to a training row: {split} metrics partly score rows the model trained on; if the "
-                "data holds repeated examples, drop the repeats before the split (pandas drop_duplicates) "
-                f"or give {split} rows of other examples")
+                f"{shared} of the {rows} {split} rows ({shared / rows:.0%}) have features identical to a training "
+                f"row: {split} metrics partly score rows the model trained on; if the data holds repeated examples, "
+                f"drop the repeats before the split (pandas drop_duplicates) or give {split} rows of other examples")
