@@ -217,5 +217,36 @@ def test_a_conv_after_other_layers_whitens_the_patches_it_receives_and_an_unused
     p = numpy_patches(received, 2)
     np.testing.assert_allclose(filters @ (p.T @ p / len(p)) @ filters.T, np.eye(4), atol=1e-4)
     assert model.training  # the eval-mode forward that read the inputs leaves the mode as it was
-    with pytest.raises(ConfigError, match=r"^patch whitening: the model's forward never calls its conv 'unused'"):
+    with pytest.raises(ConfigError, match=r"^patch whitening: the model's forward does not call its conv 'unused'"):
         initialize(model, [{"name": "patch_whitening", "images": 64, "layer": "unused"}], images)
+
+
+class _NormalisedConv(nn.Module):
+    """A conv after a BatchNorm, called by keyword inside a forward that catches every Exception."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.conv = nn.BatchNorm2d(1), nn.Conv2d(1, 8, 2)
+
+    def forward(self, x):
+        try:
+            return self.conv(input=self.norm(x)).flatten(1)
+        except Exception:  # a user's forward that hides its failures
+            return x.flatten(1)
+
+
+def test_a_conv_after_a_batchnorm_whitens_the_batch_normalised_patches_it_trains_on():
+    """An eval-mode forward passed the fresh BatchNorm's input through unscaled (running var 1): a conv after
+    it was whitened for inputs 5x smaller than the ones it trains on. A forward catching Exception swallowed the
+    hook's stop (a false 'never calls'), and a conv called by keyword broke the hook (an IndexError)."""
+    from trainlab.initializers import initialize
+
+    images = 5 * _images().double()
+    model = _NormalisedConv().double()
+    initialize(model, [{"name": "patch_whitening", "images": 64, "eps": 1e-9}], images.float())
+    x = images.numpy()  # the training-mode BatchNorm of all 64 images (one chunk): biased variance, eps 1e-5
+    received = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
+    filters = model.conv.weight[:4].detach().numpy().reshape(4, 4)
+    p = numpy_patches(received, 2)
+    np.testing.assert_allclose(filters @ (p.T @ p / len(p)) @ filters.T, np.eye(4), atol=1e-4)
+    assert model.training and float(model.norm.running_var) == 1.0 and int(model.norm.num_batches_tracked) == 0

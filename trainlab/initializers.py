@@ -313,7 +313,7 @@ class PatchWhitening(ModelInitializer):
 @INITIALIZERS.register("patch_whitening")
 def patch_whitening(eps: float = 5e-4, images: int = 5000, freeze: bool = True,
                     layer: str | None = None) -> ModelInitializer:
-    """The first conv's filters whiten the k x k patches of the first ``images`` training inputs.
+    """The first conv's filters whiten the k x k patches of its inputs on ``images`` training images.
 
     Args:
         eps: added to each eigenvalue of the patch second-moment matrix (airbench: 5e-4).

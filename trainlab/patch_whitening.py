@@ -80,8 +80,9 @@ def whitening_filters(second_moment: torch.Tensor, eps: float) -> torch.Tensor:
     return filters
 
 
-class _LayerReached(Exception):
-    """Raised by :func:`layer_inputs`' hook: the forward has given the layer its input and goes no further."""
+class _LayerReached(BaseException):
+    """Raised by :func:`layer_inputs`' hook: the forward has given the layer its input and goes no further (a
+    BaseException, which a forward's ``except Exception`` does not catch)."""
 
 
 @torch.no_grad()
@@ -90,29 +91,45 @@ def layer_inputs(model: nn.Module, layer: nn.Module, images: torch.Tensor, chunk
     a stem, the earlier layers' output for a conv further in (a model that projects or normalises its input
     first), whose patches are the ones to whiten.
 
-    The forward runs in eval mode (no BatchNorm statistics updated, no dropout), ``chunk`` images at a time,
-    and stops at the layer. A layer the forward never calls is a ConfigError.
+    The forward runs ``chunk`` images at a time (moved to the model's device and dtype) and stops at the layer,
+    with the model as in training where that changes what the layer receives and as in evaluation elsewhere:
+    BatchNorm layers normalise by the chunk's own statistics, as in a training step (a fresh one in eval mode
+    passes its input through unscaled), their running statistics put back after; dropout is off. A layer
+    that forward does not call is a ConfigError.
     """
     captured: list[torch.Tensor] = []
 
-    def stop_at_layer(module: nn.Module, args: tuple) -> None:
-        captured.append(args[0].detach())
+    def stop_at_layer(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        captured.append((args[0] if args else kwargs["input"]).detach())
         raise _LayerReached
 
-    handle = layer.register_forward_pre_hook(stop_at_layer)
-    training = model.training
+    modes = {module: module.training for module in model.modules()}
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)]
+    saved = [{name: b.clone() for name, b in m.named_buffers(recurse=False) if b is not None} for m in norms]
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    handle = layer.register_forward_pre_hook(stop_at_layer, with_kwargs=True)
     model.eval()
+    for norm in norms:
+        norm.train()
     try:
         for start in range(0, len(images), chunk):
+            x = images[start:start + chunk]
+            reached = len(captured)
             try:
-                model(images[start:start + chunk])
+                model(x if first is None else x.to(device=first.device, dtype=first.dtype))
             except _LayerReached:
-                continue
-            raise ConfigError(f"patch whitening: the model's forward never calls its conv '{_layer_name(model, layer)}' "
-                              "(a layer registered but unused); name the conv to whiten with layer:")
+                pass
+            if len(captured) == reached:
+                raise ConfigError(f"patch whitening: the model's forward does not call its conv "
+                                  f"'{_layer_name(model, layer)}' (as in evaluation, dropout off); name the conv to "
+                                  "whiten with layer:")
     finally:
         handle.remove()
-        model.train(training)
+        for module, training in modes.items():
+            module.train(training)
+        for norm, buffers in zip(norms, saved, strict=True):
+            for name, value in buffers.items():
+                getattr(norm, name).copy_(value)
     return torch.cat(captured)
 
 
