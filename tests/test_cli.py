@@ -265,6 +265,30 @@ def test_a_name_too_long_for_the_file_system_is_the_paths_fault_exit_2_naming_th
         "name holds at most 255; give a shorter path")
 
 
+def test_name_too_long_names_the_limit_that_was_passed_wherever_the_error_names_the_path(tmp_path):
+    import errno
+
+    from trainlab.errors import name_too_long
+
+    long_name = str(tmp_path / ("y" * 260))
+    renamed = OSError(errno.ENAMETOOLONG, "File name too long", "short", None, long_name)  # rename's filename2
+    assert "'yyyyyyyyyyyyyyyyyyyy...yyyyyyyyyyyy' has 260 bytes" in name_too_long(renamed)
+    deep = str(tmp_path / "/".join(["z" * 200] * 25))  # every name fits; the whole path does not
+    said = name_too_long(OSError(errno.ENAMETOOLONG, "File name too long", deep))
+    assert f"is too long: {len(deep)} bytes, and a path holds at most 4095" in said
+    assert name_too_long(OSError(errno.ENAMETOOLONG, "File name too long")).startswith(
+        "a path is too long: a file or folder name holds at most 255 bytes and a whole path 4095")
+
+
+def test_a_file_name_that_fits_is_written_though_its_temporary_would_not(tmp_path):
+    """A 249-byte name fits 255, but its temporary '.<name>.XXXXXXXX.tmp' did not: 'File name too long'."""
+    from trainlab.atomic import write_bytes
+
+    path = tmp_path / ("p" * 245 + ".csv")
+    write_bytes(path, b"x")
+    assert path.read_bytes() == b"x" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
 def test_a_reader_that_leaves_after_the_first_line_is_sigpipes_code(write_config, tmp_path):
     """`trainlab predict RUN big.csv | head -1`: the reader leaves mid-output. The rest of the output used to be
     dropped without an error (one short write, exit 0); the next write must fail and exit 141."""

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from trainlab.errors import ConfigError
+from trainlab.run_leftovers import sibling_stem
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
@@ -49,7 +50,9 @@ def open_temporary(path: Path) -> tuple[int, str]:
     """``mkstemp`` beside ``path``, with the mode ``open`` would give a new file (0o666 less the umask)
     instead of mkstemp's private 0o600: reports and run folders are shared as any file is."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # a name near NAME_MAX has its start and a hash stand for it (sibling_stem), so that the temporary's
+        # 14 more bytes never refuse a name that fits (a 249-byte file name was 'File name too long')
+        fd, tmp = tempfile.mkstemp(prefix=f".{sibling_stem(path)}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # name the file the caller asked for, not the temporary beside it
         missing = exc.errno == errno.ENOENT and not path.parent.is_dir()
         raise OSError(exc.errno, f"{exc.strerror}{' (its folder does not exist)' if missing else ''}",

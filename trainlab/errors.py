@@ -10,6 +10,8 @@ The CLI prints ``error: <message>`` on one line and exits with ``exit_code``.
 from __future__ import annotations
 
 import errno
+import os
+from pathlib import Path
 
 EXIT_SYSTEM = 5  # an OSError: the disk is full or read-only, a file vanished; a database gone; out of memory
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's code: `trainlab predict ... | head` once head has read enough
@@ -65,20 +67,42 @@ def cannot(exc: OSError, verb: str = "write") -> str:
     return f"cannot {verb}{where}: {exc.strerror or exc}"
 
 
-def name_too_long(exc: OSError) -> str:
-    """The line for ENAMETOOLONG, a path's fault (exit 2), not the disk's: the name in the path that is over the
-    file system's limit per file or folder name (NAME_MAX, 255 bytes on Linux), else the whole path's length."""
-    import os
+def _is_folder(path: Path) -> bool:
+    """``path.is_dir()``, False where the path itself is too long to look at."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
-    path = os.fsdecode(exc.filename) if exc.filename else ""
-    names = [name for name in path.split(os.sep) if name]
-    longest = max(names, key=lambda name: len(os.fsencode(name)), default="")
-    size = len(os.fsencode(longest))
-    shown = longest if len(longest) <= 40 else f"{longest[:20]}...{longest[-12:]}"
-    if size > 255:
-        return (f"a name in the path is too long: '{shown}' has {size} bytes, and a file or folder name holds at "
-                "most 255; give a shorter path")
-    return f"the path is too long ({len(os.fsencode(path))} bytes, from '{path[:40]}...'); give a shorter path"
+
+def name_too_long(exc: OSError) -> str:
+    """The line for ENAMETOOLONG, a path's fault (exit 2), not the disk's: the name in the path (``filename``, or
+    a rename's ``filename2``) over the file system's limit per file or folder name (NAME_MAX, 255 bytes on
+    Linux), else the path over its limit for a whole path (PATH_MAX, 4096), else both limits."""
+    from trainlab.run_leftovers import name_max
+
+    for filename in (exc.filename, exc.filename2):
+        if not filename:
+            continue
+        path = os.fsdecode(filename)
+        folder = Path(path).parent
+        while not _is_folder(folder) and folder != folder.parent:  # the file system it would be on: its limits
+            folder = folder.parent
+        limit = name_max(folder)
+        for name in Path(path).parts:
+            if len(os.fsencode(name)) > limit:
+                shown = name if len(name) <= 40 else f"{name[:20]}...{name[-12:]}"
+                return (f"a name in the path is too long: '{shown}' has {len(os.fsencode(name))} bytes, and a file "
+                        f"or folder name holds at most {limit}; give a shorter path")
+        try:
+            path_max = os.pathconf(folder, "PC_PATH_MAX")
+        except (OSError, ValueError):
+            path_max = 4096
+        if len(os.fsencode(os.path.abspath(path))) >= path_max:
+            return (f"the path '{path[:40]}...' is too long: {len(os.fsencode(os.path.abspath(path)))} bytes, and a "
+                    f"path holds at most {path_max - 1}; give a shorter path")
+    return ("a path is too long: a file or folder name holds at most 255 bytes and a whole path 4095; give a "
+            "shorter path")
 
 
 def folder_error(message: str, exc: OSError) -> TrainlabError:

@@ -115,7 +115,7 @@ def swap_place(final: Path) -> Path:
     return Path(os.path.realpath(final)) if final.is_symlink() else final
 
 
-def _name_max(folder: Path) -> int:
+def name_max(folder: Path) -> int:
     """NAME_MAX of the file system holding ``folder``, at most :data:`NAME_MAX` (what a file system that
     reports more may still refuse)."""
     try:
@@ -130,7 +130,7 @@ def sibling_stem(final: Path) -> str:
     for ``~`` and the first :data:`_NAME_HASH_CHARS` hex digits of the name's SHA-256, which tell two long
     names with the same start apart. A run folder named up to NAME_MAX bytes can so be overwritten."""
     encoded = os.fsencode(final.name)
-    room = _name_max(final.parent) - len(".") - len(".new-") - _PID_DIGITS
+    room = name_max(final.parent) - len(".") - len(".new-") - _PID_DIGITS
     if len(encoded) <= room:
         return final.name
     digest = "~" + hashlib.sha256(encoded).hexdigest()[:_NAME_HASH_CHARS]
