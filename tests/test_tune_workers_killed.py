@@ -91,7 +91,13 @@ def _interrupts_the_tune_once_a_sibling_died(tune_settings: TuneSettings) -> Non
         time.sleep(0.05)
     time.sleep(1.0)
     os.kill(os.getppid(), signal.SIGINT)
-    time.sleep(60)
+    for _ in range(1200):  # a worker ends its trial once the tune process sets the stop flag (a minute at most)
+        if _STOP is not None and _STOP.is_set():
+            return
+        time.sleep(0.05)
+
+
+_STOP: StopFlag | None = None  # the pool's stop flag, inherited by the forked workers
 
 
 def test_a_worker_killed_before_an_interrupt_is_still_said(tmp_path, capsys):
@@ -103,10 +109,12 @@ def test_a_worker_killed_before_an_interrupt_is_still_said(tmp_path, capsys):
     prepare(tune_settings)
     capsys.readouterr()
     context = multiprocessing.get_context("fork")
+    global _STOP
+    _STOP = StopFlag(context)
     workers = [context.Process(target=target, args=(tune_settings,))
                for target in (_claims_a_trial_then_is_killed, _interrupts_the_tune_once_a_sibling_died)]
     with pytest.raises(Interrupted, match="SIGINT received"):
-        _run_pool(tune_settings, workers, StopFlag(context))
+        _run_pool(tune_settings, workers, _STOP)
     assert workers[0].exitcode == -signal.SIGKILL
     assert (f"warning: tune worker pid {workers[0].pid} was killed (SIGKILL) while it ran trial 0: the trial is "
             "recorded as FAIL") in capsys.readouterr().err
