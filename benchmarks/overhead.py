@@ -47,11 +47,12 @@ SOURCE = "benchmark_mnist_shaped"
 
 
 def mnist_shaped(n: int = N) -> RawData:
-    """60,000 random float32 'images' of 784 pixels in [0, 1) and labels 0-9 (seeded; no files)."""
+    """60,000 random float32 'images' of 784 pixels in [0, 1) and labels 0-9 (seeded; no files), and 100 more
+    of each for val and test (rows of their own: copies of training rows are warned of)."""
     rng = np.random.default_rng(0)
-    x = rng.random((n, FEATURES), dtype=np.float32)
-    y = rng.integers(0, CLASSES, n)
-    return RawData(x, y, x[:100], y[:100], x[:100], y[:100], task="multiclass")
+    x = rng.random((n + 200, FEATURES), dtype=np.float32)
+    y = rng.integers(0, CLASSES, n + 200)
+    return RawData(x[:n], y[:n], x[n:n + 100], y[n:n + 100], x[n + 100:], y[n + 100:], task="multiclass")
 
 
 if SOURCE not in DATA_SOURCES.names():
