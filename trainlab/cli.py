@@ -353,6 +353,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ[DATA_DIR_ENV] = previous
 
 
+def _os_error_line(exc: OSError, args: argparse.Namespace) -> tuple[str, int]:
+    """The error line (without ``error:``) and exit code of an OSError that ended a command: out of memory and
+    the disk's failures exit 5, with the advice of the command (resume, rerun); a path too long exits 2."""
+    memory = out_of_memory_line(exc)  # ENOMEM: a fork or mmap with no memory left (a loader worker)
+    if memory is not None:
+        return memory, EXIT_SYSTEM
+    if exc.errno == errno.ENAMETOOLONG:  # the path given, not the disk: a usage error
+        return name_too_long(exc), 2
+    written = exc.errno in DISK_FULL_OR_READ_ONLY  # else it may as well be a read: say neither
+    what = cannot(exc, "write" if written else "read or write")
+    if written and args.command == "predict" and args.out is None and not exc.filename:
+        what = f"cannot write the predictions to standard output: {exc.strerror or exc}"  # its one unnamed write
+    after = ""  # the advice per command: a run resumes from its checkpoints; compare and tune are rerun
+    if written and args.command in ("train", "resume"):
+        from trainlab.code_policy import resume_command_words
+
+        # train's folder where --out names it; not --overwrite's: the old run stays until the new one saves
+        run = args.run_dir if args.command == "resume" else None if args.overwrite else args.out
+        after = ("; finished checkpoints are intact: once the disk is writable, "
+                 f"{command_line(*resume_command_words(run))}" if run
+                 else "; finished checkpoints are intact, resume once the disk is writable")
+    elif written and args.command in ("compare", "tune"):  # each continues its runs or its study
+        after = "; rerun the same command once the disk is writable"
+    return f"{what}{after}", EXIT_SYSTEM
+
+
 def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """:func:`main` once ``args`` are parsed: the command's process settings, signals, code policy and the
     one line (and exit code) for every way it can fail."""
@@ -387,28 +413,9 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # the disk, not the config: full, read-only, gone
-        memory = out_of_memory_line(exc)  # ENOMEM: a fork or mmap with no memory left (a loader worker)
-        if memory is not None:
-            _say(f"error: {memory}", args.debug)
-            return EXIT_SYSTEM
-        if exc.errno == errno.ENAMETOOLONG:  # the path given, not the disk: a usage error
-            _say(f"error: {name_too_long(exc)}", args.debug)
-            return 2
-        written = exc.errno in DISK_FULL_OR_READ_ONLY  # else it may as well be a read: say neither
-        what = cannot(exc, "write" if written else "read or write")
-        if written and args.command == "predict" and args.out is None and not exc.filename:
-            what = f"cannot write the predictions to standard output: {exc.strerror or exc}"  # its one unnamed write
-        after = ""  # the advice per command: a run resumes from its checkpoints; compare and tune are rerun
-        if written and args.command in ("train", "resume"):
-            # train's folder where --out names it; not --overwrite's: the old run stays until the new one saves
-            run = args.run_dir if args.command == "resume" else None if args.overwrite else args.out
-            after = ("; finished checkpoints are intact: once the disk is writable, "
-                     f"{command_line(*resume_command_words(run))}" if run
-                     else "; finished checkpoints are intact, resume once the disk is writable")
-        elif written and args.command in ("compare", "tune"):  # each continues its runs or its study
-            after = "; rerun the same command once the disk is writable"
-        _say(f"error: {what}{after}", args.debug)
-        return EXIT_SYSTEM
+        line, code = _os_error_line(exc, args)
+        _say(f"error: {line}", args.debug)
+        return code
     except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
         after = (f"; its checkpoints are intact: {command_line(*resume_command_words(args.run_dir))}"
                  if args.command == "resume" else "")
