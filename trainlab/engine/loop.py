@@ -71,7 +71,7 @@ from trainlab.engine import snapshot
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, EpochSum, TrainState
-from trainlab.engine.step import Step, lr_columns
+from trainlab.engine.step import Step, check_step, check_step_output, lr_columns
 from trainlab.notices import warn
 
 
@@ -109,7 +109,9 @@ class Trainer:
 
     def __init__(self, step: Step, batches: TensorBatches, plan: BatchPlan, limits: Limits,
                  callbacks: Sequence[Callback] = (), validation: Validation = Validation()):
+        check_step(step)
         self.step, self.batches, self.plan, self.limits = step, batches, plan, limits
+        self._output_checked = False  # the first step's StepOutput is checked (check_step_output)
         self.callbacks = CallbackList(list(callbacks))
         self.validation = validation
         self.state, self.control = TrainState(), Control()
@@ -248,6 +250,9 @@ class Trainer:
                 continue  # every micro-batch of this step was skipped after a rollback
             output = train_step([fetch(index, state.step, state.epoch, micro) for micro, index in enumerate(indices)],
                                 state)
+            if not self._output_checked:
+                check_step_output(self.step, output)
+                self._output_checked = True
             state.step += 1
             self._tally(output.losses, output.samples, output.weight)
             self.last_loss_weight = output.weight  # TrainerView.loss_weight: the step records weigh it so too
