@@ -3,9 +3,9 @@
 A split drawn row by row from a file that holds each example several times (rows appended twice, a
 table exported with repeats) puts copies of training rows into val and test, with no sign in the
 metrics: the test score rises with the share of copies, and early stopping and ``compare`` steer by rows
-the model trained on. scikit-learn's
-``train_test_split`` says nothing of it either; the fix is the user's (``drop_duplicates`` before the
-split, or given val/test files of other examples), so trainlab names the share and leaves the rows.
+the model trained on. scikit-learn's ``train_test_split`` says nothing of it either; the fix is the user's
+(``drop_duplicates`` before the split, or given val/test files of other examples), so trainlab names the
+share and leaves the rows.
 """
 
 from __future__ import annotations
