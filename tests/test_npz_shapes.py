@@ -294,18 +294,19 @@ def test_fit_reads_one_hot_targets_as_the_npz_source_does(tmp_path, capsys):
     """trainlab.fit shares the task rule and the label reading: one-hot y (as Keras users pass it) is
     multiclass with a warning, alike for a given val split and an empty test split."""
     x, labels = features(), np.arange(N) % 3
+    x_val = x[:12] + 0.5  # rows of their own (copies of training rows are warned of)
     torch.manual_seed(0)
     result = trainlab.fit(torch.nn.Linear(3, 3), (x, one_hot(labels, 3)), STRATEGY,
-                          val=(x[:12], one_hot(labels[:12], 3)))
+                          val=(x_val, one_hot(labels[:12], 3)))
     said = warnings_of(capsys.readouterr().err)
     torch.manual_seed(0)  # the same initial weights
-    reference = trainlab.fit(torch.nn.Linear(3, 3), (x, labels), STRATEGY, val=(x[:12], labels[:12]))
+    reference = trainlab.fit(torch.nn.Linear(3, 3), (x, labels), STRATEGY, val=(x_val, labels[:12]))
     assert len(said) == 1 and "y.argmax(1) of a multiclass task" in said[0]
     assert result.summary["val"]["accuracy"] == reference.summary["val"]["accuracy"]
     assert load(path=save(tmp_path / "hot.npz", x=x, y=one_hot(labels, 3))).task == "multiclass"
     capsys.readouterr()
     kept = trainlab.fit(torch.nn.Linear(3, 3), (x, one_hot(labels, 3)), STRATEGY, task="multilabel",
-                        val=(x[:12], one_hot(labels[:12], 3)))
+                        val=(x_val, one_hot(labels[:12], 3)))
     assert kept.summary["loss"] == "bce" and "hamming_accuracy" in kept.summary["val"]
     assert not warnings_of(capsys.readouterr().err)
     with pytest.raises(DataError, match=r"^task is binary but the training targets .* set task='multiclass'$"):
