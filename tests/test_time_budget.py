@@ -529,3 +529,40 @@ def test_no_min_steps_warning_where_max_steps_ends_the_run_before_the_floor(caps
         assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True, clock=TickingClock(0.01))
     assert notes["time_budget"]["planned_steps"] == 30
     assert "min_steps" not in capsys.readouterr().err
+
+
+def test_a_replan_pays_for_the_validations_its_end_brings_and_the_pace_leaves_theirs_out():
+    """A re-plan took floor(left / pace) steps alone: an end crossing epoch ends paid for none of their
+    validations (a run 13% over its budget for 15 steps past an epoch's end, one more validation pass)."""
+    from types import SimpleNamespace
+
+    from trainlab.callbacks.time_budget import BudgetPlanner
+
+    # 1 s a step, 10 steps an epoch, a validation 3 s; 40 s, re-plans every 5 steps. By hand: at step 5 (5 s)
+    # 35 s are left: ending at 30 costs 25 steps + 3 validations (epochs 1-3) = 34 s, at 31 a fourth: 38 s
+    planner = BudgetPlanner(40.0, 100, 40, 5, None, {"steps_per_epoch": 10, "validation_s": 3.0})
+    view = SimpleNamespace(state=SimpleNamespace(step=0), elapsed_s=0.0, end_at_step=lambda step, reason: None)
+    planner.on_train_start(view)
+    for step, elapsed in ((5, 5.0), (10, 10.0)):
+        view.state.step, view.elapsed_s = step, elapsed
+        planner.on_step_end(view, None)
+    assert [(r["step"], r["end"]) for r in planner.replans] == [(5, 30)]
+    view.elapsed_s = 10.0
+    planner.on_before_validation(view)
+    view.elapsed_s = 13.0  # epoch 1's validation: 3 s, out of the steps' pace
+    planner.on_validation_end(view, {})
+    view.state.step, view.elapsed_s = 15, 18.0
+    planner.on_step_end(view, None)
+    # pace (18 - 3) / 15 = 1 s; 22 s left, epoch 1's validation made: 15 steps + 2 validations = 21 s -> end 30
+    assert planner.end == 30 and len(planner.replans) == 1
+
+
+def test_a_resumed_planner_keeps_the_first_runs_replan_interval():
+    """A resume builds its planner over the config's whole length (no calibration): every length // 25
+    steps, 28,800 where the plan's 1,188 was due, so a slowed resumed run went 81% over its budget."""
+    from trainlab.callbacks.time_budget import BudgetPlanner
+
+    first = BudgetPlanner(16.0, 720_000, 29_700, 1_188, None)
+    resumed = BudgetPlanner(16.0, 720_000, 720_000, 28_800, None)
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.every == 1_188 and resumed.end == 29_700

@@ -51,7 +51,7 @@ from typing import Any
 import torch
 
 from trainlab import notices
-from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp
+from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp, validations_within
 from trainlab.config import Config
 from trainlab.engine.state import TrainState
 from trainlab.errors import ConfigError
@@ -121,14 +121,6 @@ def least_useful_budget_s(timing: StepTiming) -> int:
     """
     needed = timing.calibration_s + MIN_USEFUL_STEPS * timing.step_s + timing.validation_s
     return math.ceil(BUDGET_MARGIN * needed)
-
-
-def validations_within(steps: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
-    """Validation passes a run of ``steps`` optimizer steps makes: ``ceil(steps / steps_per_epoch)`` epoch
-    records (a last partial epoch validates when the step limit ends it) plus ``floor(steps / every)``
-    mid-epoch passes (counted also where they fall on an epoch's end, where none is made, and at the last
-    step of a run ending mid-epoch on one, whose partial-epoch record reuses it: errs long)."""
-    return -(-steps // steps_per_epoch) + (steps // every_n_steps if every_n_steps else 0)
 
 
 def steps_within_budget(budget_s: float, timing: StepTiming, steps_per_epoch: int, cap_steps: int,
@@ -326,7 +318,8 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
     if steps < 1:
         raise ConfigError(no_time_to_train(budget, timing, bool(lr_auto_s)))
     record = {"seconds": budget, **asdict(timing), "planned_steps": steps, "length_steps": length,
-              "steps_per_epoch": steps_per_epoch, "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
+              "steps_per_epoch": steps_per_epoch, "eval_every_n_steps": every,
+              "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
     if lr_auto_s:
         record["lr_auto_s"] = lr_auto_s
     notes["time_budget"] = record

@@ -14,9 +14,12 @@ the schedule's end (``virtual(t0) < L``). Before any re-plan ``t0 = u0 = 0`` and
 ``E`` is the calibration's estimate; with ``E = L`` the warp is the identity.
 
 :class:`BudgetPlanner` re-plans every ``every`` steps: the pace ``p`` of the steps since the
-``PACE_WINDOWS``-th last re-plan (seconds a step, validations and checkpoints included: a few windows,
-so that one disturbed window does not swing the plan), the training time left ``r = budget -
-elapsed``, and ``E = min(L, t + floor(r / p))``. So a machine that slows down mid-run shortens the
+``PACE_WINDOWS``-th last re-plan (seconds a step, checkpoints included, the validations' own time left out:
+a few windows, so that one disturbed window does not swing the plan), the training time left ``r = budget
+- elapsed``, and the largest ``E <= L`` with ``(E - t) p + n(E) v <= r``: ``v`` the last validation's
+seconds (the calibration's before any), ``n(E)`` the validations still to come if the run ends at ``E``
+(:func:`validations_within` of ``E`` less those made by ``t``: each epoch end crossed, and the closing one;
+an end a few steps past an epoch's end pays for a second validation, or moves back to that end). So a machine that slows down mid-run shortens the
 run, one that speeds up lengthens it (never beyond ``L``), and the run ends within the budget up to
 the change of pace over its last windows. A change of the end by at most one step or 1% of the steps
 left is not acted on (jitter in the measured pace). A run that reaches its planned end stops there, even
@@ -33,7 +36,6 @@ After a divergence rollback the restored plan is applied again before the next s
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from trainlab.callbacks.base import Callback, TrainerView
@@ -41,6 +43,14 @@ from trainlab.callbacks.base import Callback, TrainerView
 REASON = "time budget"
 WHOLE_LENGTH = "the config's whole length fit in the time budget"  # the stop reason when it did
 PACE_WINDOWS = 3  # the pace is measured over the last this many re-plan windows
+
+
+def validations_within(steps: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
+    """Validation passes a run of ``steps`` optimizer steps makes: ``ceil(steps / steps_per_epoch)`` epoch
+    records (a last partial epoch validates when the step limit ends it) plus ``floor(steps / every)``
+    mid-epoch passes (counted also where they fall on an epoch's end, where none is made, and at the last
+    step of a run ending mid-epoch on one, whose partial-epoch record reuses it: errs long)."""
+    return -(-steps // steps_per_epoch) + (steps // every_n_steps if every_n_steps else 0)
 
 
 class ScheduleWarp:
@@ -83,17 +93,30 @@ class BudgetPlanner(Callback):
                  record: dict[str, Any] | None = None):
         self.train_budget_s, self.length, self.every, self.warp = train_budget_s, length, max(1, every), warp
         self.end = end
-        self.points: list[tuple[int, float]] = []  # (step, elapsed) at the last PACE_WINDOWS re-plans
+        # (step, elapsed, seconds validating so far) at the last PACE_WINDOWS re-plans
+        self.points: list[tuple[int, float, float]] = []
         self.replans: list[dict[str, float]] = []  # each re-plan that moved the end: step, elapsed, pace, end
         self.record = record if record is not None else {}  # summary.json's notes.time_budget
         self.record["replans"] = self.replans
         self._restored = False  # a checkpoint or rollback was loaded: the trainer's end is set again
+        self.validating_s = 0.0  # the seconds the run's validations took (the step's pace leaves them out)
+        self.last_validation_s: float | None = None
+        self._validation_started: float | None = None
 
     def on_train_start(self, view: TrainerView) -> None:
         self._end_at(view, self.end)
         self._restored = False
         if not self.points:
-            self.points = [(view.state.step, view.elapsed_s)]
+            self.points = [(view.state.step, view.elapsed_s, self.validating_s)]
+
+    def on_before_validation(self, view: TrainerView) -> None:
+        self._validation_started = view.elapsed_s
+
+    def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
+        if self._validation_started is not None:
+            self.last_validation_s = max(0.0, view.elapsed_s - self._validation_started)
+            self.validating_s += self.last_validation_s
+            self._validation_started = None
 
     def on_step_start(self, view: TrainerView) -> None:
         if self._restored:  # a rollback brought back an earlier plan: the trainer ends where it says
@@ -109,15 +132,10 @@ class BudgetPlanner(Callback):
             # warp there and every added step would train at the schedule's last value (0 for a decay)
             return
         elapsed = view.elapsed_s
-        start_step, start_elapsed = self.points[0]
-        pace = (elapsed - start_elapsed) / (step - start_step)
-        self.points = [*self.points, (step, elapsed)][-PACE_WINDOWS:]
-        left = self.train_budget_s - elapsed
-        # the steps the budget left still pays for, capped at the plan's length before int(): a budget of
-        # 1e308 s over a pace of 1e-3 s is infinitely many steps (OverflowError in int()), and so is any
-        # budget left over steps that took no measurable time (a clock too coarse to see them)
-        more = 0.0 if left <= 0 else left / pace + 1e-9 if pace > 0 else math.inf
-        end = step + int(min(more, max(self.length - step, 0)))
+        start_step, start_elapsed, start_validating = self.points[0]
+        pace = max(0.0, elapsed - start_elapsed - (self.validating_s - start_validating)) / (step - start_step)
+        self.points = [*self.points, (step, elapsed, self.validating_s)][-PACE_WINDOWS:]
+        end = step + self._steps_paid(step, self.train_budget_s - elapsed, pace)
         # a change of a step or 1% of the steps left is jitter in the pace: re-planning on it would only
         # put kinks in the schedule (it costs at most that many steps' time)
         if abs(end - self.end) > max(1, round(0.01 * (self.end - step))):
@@ -125,6 +143,34 @@ class BudgetPlanner(Callback):
                 self.warp.replan(step, end)
             self._end_at(view, end)
             self.replans.append({"step": step, "elapsed_s": round(elapsed, 3), "pace_s": pace, "end": end})
+
+    def _steps_paid(self, step: int, left: float, pace: float) -> int:
+        """The most steps ``n <= L - step`` whose cost ``n pace + n(step + n) v`` (the validations still to come
+        if the run ends at ``step + n``: :func:`validations_within` less those made before ``step``) fits ``left``
+        seconds: a bisection, as the cost grows with ``n``. ``v`` is the last validation's time, the
+        calibration's before any; a record without the epoch's steps (a planner built by hand) counts none.
+        A budget of 1e308 s over steps that took no measurable time pays for the whole length."""
+        cap = max(self.length - step, 0)
+        per_epoch, every = self.record.get("steps_per_epoch"), self.record.get("eval_every_n_steps")
+        validation_s = self.last_validation_s if self.last_validation_s is not None else \
+            float(self.record.get("validation_s") or 0.0)
+        # made before this step's end: those of earlier steps (this step's epoch end or mid-epoch pass follows it)
+        made = (step - 1) // per_epoch + ((step - 1) // every if every else 0) if per_epoch and step else 0
+
+        def cost(n: int) -> float:
+            to_come = validations_within(step + n, per_epoch, every) - made if per_epoch else 0
+            return n * pace + to_come * validation_s
+
+        if left <= 0:
+            return 0
+        low, high = 0, cap
+        while low < high:
+            middle = (low + high + 1) // 2
+            if cost(middle) <= left + 1e-9:  # 5 steps of 1.6 s fit 8 s (float: 8.000000000000002)
+                low = middle
+            else:
+                high = middle - 1
+        return low
 
     def _end_at(self, view: TrainerView, end: int) -> None:
         """The run ends at step ``end``; the summary's stop reason is the budget's, or the config's own
@@ -134,13 +180,21 @@ class BudgetPlanner(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         calibration = {k: v for k, v in self.record.items() if k != "replans"}
-        return {"train_budget_s": self.train_budget_s, "end": self.end, "record": calibration,
+        return {"train_budget_s": self.train_budget_s, "end": self.end, "record": calibration, "every": self.every,
                 "points": [list(point) for point in self.points], "replans": [dict(r) for r in self.replans],
+                "validating_s": self.validating_s, "last_validation_s": self.last_validation_s,
                 "warp": self.warp.state_dict() if self.warp is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.train_budget_s, self.end = float(state["train_budget_s"]), int(state["end"])
-        self.points = [(int(step), float(elapsed)) for step, elapsed in state.get("points") or []]
+        # a resume plans on its length (no calibration): the first run's re-plan interval, not length // 25
+        self.every = int(state.get("every") or self.every)
+        self.validating_s = float(state.get("validating_s") or 0.0)
+        last = state.get("last_validation_s")
+        self.last_validation_s = None if last is None else float(last)
+        # a checkpoint written before the validations were timed holds (step, elapsed): none left out of its pace
+        self.points = [(int(point[0]), float(point[1]), float(point[2]) if len(point) > 2 else self.validating_s)
+                       for point in state.get("points") or []]
         self.replans = list(state.get("replans") or [])
         self.record.update(state.get("record") or {})  # the first run's calibration, not a resume's
         self.record["replans"] = self.replans
