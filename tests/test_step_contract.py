@@ -146,7 +146,7 @@ def test_a_step_missing_part_of_the_contract_is_named_when_the_trainer_is_built(
         Trainer(TrainsOnly(), TensorBatches(data, None, 0, torch.device("cpu")), BatchPlan(32, batch_size=16, seed=0),
                 Limits(epochs=1))
     assert str(caught.value) == ("step TrainsOnly lacks set_mode, predict, lr, set_lr_factor, weights, load_weights, "
-                                 "parameters_changed, state_dict, load_state_dict, device of the Step contract "
+                                 "state_dict, load_state_dict, device of the Step contract "
                                  "(trainlab.engine.step.Step; docs/engine.md)")
 
 

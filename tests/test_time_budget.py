@@ -47,8 +47,15 @@ class TickingClock:
 def test_validations_count_epoch_ends_a_last_partial_epoch_and_mid_epoch_passes():
     assert validations_within(8, 4, None) == 2
     assert validations_within(9, 4, None) == 3  # the step limit ends epoch 3 early: it still validates
-    assert validations_within(9, 4, 2) == 3 + 4
+    assert validations_within(9, 4, 2) == 3 + 2  # passes at 2 and 6; those due at 4 and 8 are the epochs' own
     assert validations_within(0, 4, None) == 0
+
+
+def _passes(steps: int, per_epoch: int, every: int | None) -> int:
+    """Validation passes of a run of ``steps``, step by step as the loop makes them: an epoch's end, else a
+    mid-epoch pass every ``every`` steps; a run ending mid-epoch validates its partial epoch."""
+    made = sum(1 for t in range(1, steps + 1) if t % per_epoch == 0 or (every and t % every == 0))
+    return made + (steps % per_epoch != 0)
 
 
 def test_steps_are_the_most_that_fit_the_budget_left_after_the_calibration():
@@ -62,8 +69,7 @@ def test_steps_are_the_most_that_fit_the_budget_left_after_the_calibration():
     for step_s, validation_s, every, spe in itertools.product((0.03, 0.7, 2.4), (0.0, 0.3, 5.0), (None, 3), (1, 7)):
         timing = StepTiming(step_s, validation_s, 0.4, 3)
         left = 40.0 - 0.4
-        fits = [s for s in range(0, 2001)
-                if s * step_s + (math.ceil(s / spe) + (s // every if every else 0)) * validation_s <= left]
+        fits = [s for s in range(0, 2001) if s * step_s + _passes(s, spe, every) * validation_s <= left]
         assert steps_within_budget(40.0, timing, spe, 2000, every) == max(fits)
 
 
@@ -566,3 +572,58 @@ def test_a_resumed_planner_keeps_the_first_runs_replan_interval():
     resumed = BudgetPlanner(16.0, 720_000, 720_000, 28_800, None)
     resumed.load_state_dict(first.state_dict())
     assert resumed.every == 1_188 and resumed.end == 29_700
+
+
+def _budgeted_run(budget: float, replan_every: int, every_n: int | None = None,
+                  validation_seconds: tuple[float, ...] = ()) -> tuple[int, float, list[dict[str, float]]]:
+    """(steps run, seconds spent, the re-plans) of a real Trainer and planner under a fake clock: 1 s a step, 10 steps an
+    epoch, a validation 3 s (or ``validation_seconds`` in turn), planned at first for the whole length."""
+    from tests.test_step_contract import TwoOptimizerStep
+    from trainlab.callbacks.time_budget import BudgetPlanner
+    from trainlab.data.dataset import Split
+    from trainlab.engine.batching import BatchPlan, TensorBatches
+    from trainlab.engine.loop import Limits, Trainer, Validation
+
+    clock = [0.0]
+    validations: list[float] = []
+
+    class OneSecondSteps(TwoOptimizerStep):
+        def train_step(self, batches, state):
+            clock[0] += 1.0
+            return super().train_step(batches, state)
+
+    def evaluate():
+        seconds = validation_seconds[len(validations)] if len(validations) < len(validation_seconds) else 3.0
+        validations.append(seconds)
+        clock[0] += seconds
+        return {"x": 0.0}
+
+    plan = BatchPlan(160, batch_size=16, seed=0)
+    record = {"steps_per_epoch": 10, "validation_s": 3.0, "eval_every_n_steps": every_n}
+    planner = BudgetPlanner(budget, 1000, 1000, replan_every, None, record)
+    data = Split(torch.randn(160, 4, generator=torch.Generator().manual_seed(0)), torch.zeros(160))
+    trainer = Trainer(OneSecondSteps(0), TensorBatches(data, None, 0, torch.device("cpu")), plan,
+                      Limits(epochs=100), [planner], Validation(evaluate, every_n))
+    trainer.clock = lambda: clock[0]
+    trainer.fit()
+    return trainer.state.step, clock[0], planner.replans
+
+
+@pytest.mark.parametrize("budget, replan_every, every_n", [
+    (40.0, 10, None), (43.0, 10, None), (47.0, 5, None), (100.0, 10, None), (60.0, 7, 4), (60.0, 5, 10),
+    (400.0, 12, 10)])
+def test_a_budgeted_run_ends_within_its_budget_with_its_validations_paid(budget, replan_every, every_n):
+    """Re-plans at every epoch's end (the step whose validation follows it) counted that validation as made:
+    40 s ran 43 s; a pass due on an epoch's last step (every_n 10) was charged twice, cutting the run short."""
+    steps, spent, replans = _budgeted_run(budget, replan_every, every_n)
+    assert budget - 4.0 < spent <= budget  # within a step and a validation of the budget, never over
+    assert len(replans) == 1  # a steady pace is planned once (from the whole length), not corrected after
+
+
+def test_one_slow_validation_does_not_set_the_price_of_the_rest():
+    """The last pass's seconds priced every pass to come: a first validation of 30 s (caches, a compile) cut
+    the end to a third of the run, and the schedule's warp kept the offset."""
+    steps_even, _, _ = _budgeted_run(400.0, 12)
+    steps_slow_first, spent, replans = _budgeted_run(400.0, 12, validation_seconds=(30.0,))
+    assert spent <= 400.0 and steps_slow_first >= steps_even - 30  # 27 s lost to the slow pass: ~27 steps
+    assert min(replan["end"] for replan in replans) >= steps_even - 30  # no end cut for it on the way (was 100)

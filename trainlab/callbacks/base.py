@@ -173,8 +173,11 @@ class TrainerView:
         return None if norm is None else float(norm)
 
     def parameters_changed(self) -> None:
-        """Tell the step that parameters were frozen or unfrozen."""
-        self._trainer.step.parameters_changed()
+        """Tell the step that parameters were frozen or unfrozen (a Step without ``parameters_changed``, optional
+        in the contract, keeps no state of which parameters train)."""
+        changed = getattr(self._trainer.step, "parameters_changed", None)
+        if changed is not None:
+            changed()
 
     def weights(self) -> dict[str, torch.Tensor]:
         """A copy of the model's weights as they are now: during training hooks (``on_step_end``, ...) the

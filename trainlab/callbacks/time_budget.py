@@ -16,10 +16,12 @@ the schedule's end (``virtual(t0) < L``). Before any re-plan ``t0 = u0 = 0`` and
 :class:`BudgetPlanner` re-plans every ``every`` steps: the pace ``p`` of the steps since the
 ``PACE_WINDOWS``-th last re-plan (seconds a step, checkpoints included, the validations' own time left out:
 a few windows, so that one disturbed window does not swing the plan), the training time left ``r = budget
-- elapsed``, and the largest ``E <= L`` with ``(E - t) p + n(E) v <= r``: ``v`` the last validation's
-seconds (the calibration's before any), ``n(E)`` the validations still to come if the run ends at ``E``
-(:func:`validations_within` of ``E`` less those made by ``t``: each epoch end crossed, and the closing one;
-an end a few steps past an epoch's end pays for a second validation, or moves back to that end). So a machine that slows down mid-run shortens the
+- elapsed``, and the largest ``E <= L`` with ``(E - t) p + n(E) v <= r``: ``v`` a validation's price
+(the median of the last three passes' seconds, the calibration's before three were measured), ``n(E)`` the
+validations still to come if the run ends at ``E`` (:func:`validations_within` of ``E`` less
+:func:`validations_made` by ``t``: each epoch end crossed, and the closing one; an end a few steps past an
+epoch's end pays for a second validation, or moves back to that end). So a machine that slows down mid-run
+shortens the
 run, one that speeds up lengthens it (never beyond ``L``), and the run ends within the budget up to
 the change of pace over its last windows. A change of the end by at most one step or 1% of the steps
 left is not acted on (jitter in the measured pace). A run that reaches its planned end stops there, even
@@ -36,6 +38,8 @@ After a divergence rollback the restored plan is applied again before the next s
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
 
 from trainlab.callbacks.base import Callback, TrainerView
@@ -43,14 +47,30 @@ from trainlab.callbacks.base import Callback, TrainerView
 REASON = "time budget"
 WHOLE_LENGTH = "the config's whole length fit in the time budget"  # the stop reason when it did
 PACE_WINDOWS = 3  # the pace is measured over the last this many re-plan windows
+RECENT_VALIDATIONS = 3  # a validation's planned price: the median of the last this many passes
 
 
 def validations_within(steps: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
     """Validation passes a run of ``steps`` optimizer steps makes: ``ceil(steps / steps_per_epoch)`` epoch
-    records (a last partial epoch validates when the step limit ends it) plus ``floor(steps / every)``
-    mid-epoch passes (counted also where they fall on an epoch's end, where none is made, and at the last
-    step of a run ending mid-epoch on one, whose partial-epoch record reuses it: errs long)."""
-    return -(-steps // steps_per_epoch) + (steps // every_n_steps if every_n_steps else 0)
+    records (a last partial epoch validates when the step limit ends it) plus the ``eval_every_n_steps``
+    passes that fall inside an epoch, ``floor(steps / every) - floor(steps / lcm(steps_per_epoch, every))``
+    (one due on an epoch's last step is that epoch's own pass). A run ending mid-epoch on such a pass
+    reuses it for its partial-epoch record: counted twice there (errs long by one)."""
+    return -(-steps // steps_per_epoch) + _mid_epoch_passes(steps, steps_per_epoch, every_n_steps)
+
+
+def _mid_epoch_passes(steps: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
+    """The ``eval_every_n_steps`` passes at steps ``1..steps`` that are no epoch's last step."""
+    if not every_n_steps:
+        return 0
+    both = math.lcm(steps_per_epoch, every_n_steps)
+    return steps // every_n_steps - steps // both
+
+
+def validations_made(step: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
+    """The validation passes made before step ``step``'s end: the epoch ends and mid-epoch passes of steps
+    ``1..step - 1`` (step ``step``'s own pass, when due, follows its ``on_step_end``)."""
+    return (step - 1) // steps_per_epoch + _mid_epoch_passes(step - 1, steps_per_epoch, every_n_steps) if step else 0
 
 
 class ScheduleWarp:
@@ -100,7 +120,7 @@ class BudgetPlanner(Callback):
         self.record["replans"] = self.replans
         self._restored = False  # a checkpoint or rollback was loaded: the trainer's end is set again
         self.validating_s = 0.0  # the seconds the run's validations took (the step's pace leaves them out)
-        self.last_validation_s: float | None = None
+        self.recent_validations: list[float] = []  # the last RECENT_VALIDATIONS passes' seconds
         self._validation_started: float | None = None
 
     def on_train_start(self, view: TrainerView) -> None:
@@ -114,9 +134,18 @@ class BudgetPlanner(Callback):
 
     def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
         if self._validation_started is not None:
-            self.last_validation_s = max(0.0, view.elapsed_s - self._validation_started)
-            self.validating_s += self.last_validation_s
+            seconds = max(0.0, view.elapsed_s - self._validation_started)
+            self.validating_s += seconds
+            self.recent_validations = [*self.recent_validations, seconds][-RECENT_VALIDATIONS:]
             self._validation_started = None
+
+    def validation_price(self) -> float:
+        """The seconds a validation pass is planned at: the median of the last :data:`RECENT_VALIDATIONS` passes
+        once that many were measured (one slow pass, a first one that warms caches or compiles, does not set
+        the price of all the rest), the calibration's measurement before that (0 without one)."""
+        if len(self.recent_validations) >= RECENT_VALIDATIONS:
+            return statistics.median(self.recent_validations)
+        return float(self.record.get("validation_s") or 0.0)
 
     def on_step_start(self, view: TrainerView) -> None:
         if self._restored:  # a rollback brought back an earlier plan: the trainer ends where it says
@@ -146,16 +175,14 @@ class BudgetPlanner(Callback):
 
     def _steps_paid(self, step: int, left: float, pace: float) -> int:
         """The most steps ``n <= L - step`` whose cost ``n pace + n(step + n) v`` (the validations still to come
-        if the run ends at ``step + n``: :func:`validations_within` less those made before ``step``) fits ``left``
-        seconds: a bisection, as the cost grows with ``n``. ``v`` is the last validation's time, the
-        calibration's before any; a record without the epoch's steps (a planner built by hand) counts none.
+        if the run ends at ``step + n``: :func:`validations_within` less :func:`validations_made`) fits ``left``
+        seconds: a bisection, as the cost grows with ``n``. ``v`` is :meth:`validation_price`; a record without
+        the epoch's steps (a planner built by hand) counts no validation.
         A budget of 1e308 s over steps that took no measurable time pays for the whole length."""
         cap = max(self.length - step, 0)
         per_epoch, every = self.record.get("steps_per_epoch"), self.record.get("eval_every_n_steps")
-        validation_s = self.last_validation_s if self.last_validation_s is not None else \
-            float(self.record.get("validation_s") or 0.0)
-        # made before this step's end: those of earlier steps (this step's epoch end or mid-epoch pass follows it)
-        made = (step - 1) // per_epoch + ((step - 1) // every if every else 0) if per_epoch and step else 0
+        validation_s = self.validation_price()
+        made = validations_made(step, per_epoch, every) if per_epoch else 0
 
         def cost(n: int) -> float:
             to_come = validations_within(step + n, per_epoch, every) - made if per_epoch else 0
@@ -182,7 +209,7 @@ class BudgetPlanner(Callback):
         calibration = {k: v for k, v in self.record.items() if k != "replans"}
         return {"train_budget_s": self.train_budget_s, "end": self.end, "record": calibration, "every": self.every,
                 "points": [list(point) for point in self.points], "replans": [dict(r) for r in self.replans],
-                "validating_s": self.validating_s, "last_validation_s": self.last_validation_s,
+                "validating_s": self.validating_s, "recent_validations": list(self.recent_validations),
                 "warp": self.warp.state_dict() if self.warp is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -190,8 +217,7 @@ class BudgetPlanner(Callback):
         # a resume plans on its length (no calibration): the first run's re-plan interval, not length // 25
         self.every = int(state.get("every") or self.every)
         self.validating_s = float(state.get("validating_s") or 0.0)
-        last = state.get("last_validation_s")
-        self.last_validation_s = None if last is None else float(last)
+        self.recent_validations = [float(seconds) for seconds in state.get("recent_validations") or []]
         # a checkpoint written before the validations were timed holds (step, elapsed): none left out of its pace
         self.points = [(int(point[0]), float(point[1]), float(point[2]) if len(point) > 2 else self.validating_s)
                        for point in state.get("points") or []]

@@ -116,7 +116,7 @@ class Step(Protocol):
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None: ...
 
     def parameters_changed(self) -> None:
-        """Called after parameters were frozen or unfrozen."""
+        """Called after parameters were frozen or unfrozen (optional: a Step without it is not told)."""
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -124,7 +124,7 @@ class Step(Protocol):
 
 
 STEP_METHODS = ("train_step", "set_mode", "predict", "lr", "set_lr_factor", "weights", "load_weights",
-                "parameters_changed", "state_dict", "load_state_dict")
+                "state_dict", "load_state_dict")  # parameters_changed is optional (TrainerView.parameters_changed)
 
 
 def check_step(step: Any) -> None:
@@ -144,8 +144,8 @@ def check_step_output(step: Any, output: Any) -> None:
     expected = "expected StepOutput(losses={'loss': loss.detach(), ...}, samples=rows)"
     if not isinstance(output, StepOutput):
         raise ConfigError(f"{name} returned a {type(output).__name__}; {expected}")
-    if not isinstance(output.losses, dict) or "loss" not in output.losses:
-        keys = list(output.losses) if isinstance(output.losses, dict) else type(output.losses).__name__
+    if not isinstance(output.losses, Mapping) or "loss" not in output.losses:
+        keys = list(output.losses) if isinstance(output.losses, Mapping) else type(output.losses).__name__
         raise ConfigError(f"{name} returned losses without 'loss' ({keys}); {expected}")
     for key, value in output.losses.items():
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
