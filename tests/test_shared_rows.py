@@ -47,6 +47,7 @@ def test_rows_compare_by_value_across_dtypes_and_zero_signs_and_text_is_left_out
     x = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)
     assert _count((x,), (x[:10].astype(np.float64),)) == 10
     assert _count((np.zeros((2, 2), np.float32),), (-np.zeros((3, 2), np.float32),)) == 3
+    assert _count((x,), (-x,)) == 0 and _count((x,), (x[:, ::-1].copy(),)) == 0  # other rows: no hash alike
     assert _count((x,), (np.array([["a", "b", "c"]], dtype=object),)) is None
     assert _count((x,), (None,)) is None
 
