@@ -48,6 +48,9 @@ def test_rows_compare_by_value_across_dtypes_and_zero_signs_and_text_is_left_out
     assert _count((x,), (x[:10].astype(np.float64),)) == 10
     assert _count((np.zeros((2, 2), np.float32),), (-np.zeros((3, 2), np.float32),)) == 3
     assert _count((x,), (-x,)) == 0 and _count((x,), (x[:, ::-1].copy(),)) == 0  # other rows: no hash alike
+    whole = np.array([[2, 7]], np.int64)
+    assert _count((whole,), (np.array([[2.5, 7.0], [np.nan, 7.0], [2.0, 7.0]]),)) == 1  # 2.5 is not 2
+    assert _count((x[:, :2],), (np.c_[x[:5, :2], np.zeros(5)],)) == 0  # a wider row padded with zeros
     assert _count((x,), (np.array([["a", "b", "c"]], dtype=object),)) is None
     assert _count((x,), (None,)) is None
 

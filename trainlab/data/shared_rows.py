@@ -91,9 +91,32 @@ def shared_row_counts(train: tuple[np.ndarray | None, ...], held_outs: dict[str,
     seen = np.sort(row_hashes(train))  # sorted, then searched: np.unique / np.isin took 1.5 s for 1.6M hashes
     counts = {}
     for split, parts in held_outs.items():
-        hashes = row_hashes(parts, dtypes)
-        counts[split] = int((seen[np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)] == hashes).sum())
+        if _row_width(parts, dtypes) != _row_width(train, dtypes):  # rows of other widths are other rows
+            counts[split] = 0
+            continue
+        with np.errstate(invalid="ignore"):  # NaN or inf cast to an integer dtype: such rows are left out below
+            hashes = row_hashes(parts, dtypes)
+        found = seen[np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)] == hashes
+        counts[split] = int((found & _kept_by_cast(parts, dtypes)).sum())
     return counts
+
+
+def _row_width(parts: tuple[np.ndarray | None, ...], dtypes: tuple[np.dtype | None, ...]) -> tuple[int | None, ...]:
+    """Each part's values per row (None for an absent part): rows of other widths never copy each other."""
+    return tuple(None if p is None else int(np.prod(np.shape(p)[1:], dtype=np.int64)) for p in parts)
+
+
+def _kept_by_cast(parts: tuple[np.ndarray | None, ...], dtypes: tuple[np.dtype | None, ...]) -> np.ndarray:
+    """Rows whose values survive the cast to the training dtypes as numbers: a float part cast to integer
+    training columns loses 2.5 (read as 2) and NaN, and such a row copies no training row. (A float64 part
+    cast to float32 columns is rounded as the model reads it: kept.)"""
+    kept = np.ones(len(parts[0]), dtype=bool)
+    for part, dtype in zip(parts, dtypes, strict=False):
+        if part is None or dtype is None or dtype.kind not in "biu" or np.asarray(part).dtype.kind != "f":
+            continue
+        values = np.asarray(part).reshape(len(part), -1)
+        kept &= (np.isfinite(values) & (values == np.round(values))).all(axis=1)
+    return kept
 
 
 def warn_of_shared_rows(train: tuple[np.ndarray | None, ...], held_outs: dict[str, tuple[np.ndarray | None, ...]]
