@@ -79,7 +79,7 @@ def name_too_long(exc: OSError) -> str:
     """The line for ENAMETOOLONG, a path's fault (exit 2), not the disk's: the name in the path (``filename``, or
     a rename's ``filename2``) over the file system's limit per file or folder name (NAME_MAX, 255 bytes on
     Linux), else the path over its limit for a whole path (PATH_MAX, 4096), else both limits."""
-    from trainlab.run_leftovers import name_max
+    from trainlab.run_leftovers import NAME_MAX, name_max
 
     for filename in (exc.filename, exc.filename2):
         if not filename:
@@ -101,8 +101,8 @@ def name_too_long(exc: OSError) -> str:
         if len(os.fsencode(os.path.abspath(path))) >= path_max:
             return (f"the path '{path[:40]}...' is too long: {len(os.fsencode(os.path.abspath(path)))} bytes, and a "
                     f"path holds at most {path_max - 1}; give a shorter path")
-    return ("a path is too long: a file or folder name holds at most 255 bytes and a whole path 4095; give a "
-            "shorter path")
+    return (f"a path is too long: a file or folder name holds at most {NAME_MAX} bytes and a whole path 4095; give "
+            "a shorter path")
 
 
 def folder_error(message: str, exc: OSError) -> TrainlabError:

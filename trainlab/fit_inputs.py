@@ -527,12 +527,6 @@ def _read_labels(task: str, train: Split, names: list[str] | None,
             from None
 
 
-def _array(x: torch.Tensor) -> np.ndarray:
-    """``x`` as a NumPy array on the CPU (bfloat16, which NumPy lacks, as float32)."""
-    x = x.detach().cpu()
-    return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
-
-
 def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
                 class_names: list[str] | None, regression_loss: str | None = None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else
@@ -588,6 +582,7 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
         if columns is not None and len(columns) > 1:  # a DataFrame y's columns: messages name a target by them
             extras["target_names"] = [str(plain_scalar(column)) for column in columns]
     val, test = given("val", val or empty), given("test", test or empty)
-    warn_of_shared_rows((_array(train.x),), {"val": (_array(val.x),), "test": (_array(test.x),)})
+    # the tensors as _tensor read them: detached, float16/bfloat16 already float32, so NumPy takes them
+    warn_of_shared_rows((train.x.cpu().numpy(),), {"val": (val.x.cpu().numpy(),), "test": (test.x.cpu().numpy(),)})
     return Dataset(Split(train.x, targets_tensor(y_train, task)), val, test, task=task,
                    num_classes=labels.num_classes, class_names=labels.class_names, extras=extras)

@@ -51,7 +51,7 @@ from typing import Any
 import torch
 
 from trainlab import notices
-from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp, validations_within
+from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp, most_that_fit, validations_within
 from trainlab.config import Config
 from trainlab.engine.state import TrainState
 from trainlab.errors import ConfigError
@@ -132,16 +132,7 @@ def steps_within_budget(budget_s: float, timing: StepTiming, steps_per_epoch: in
     def cost(steps: int) -> float:
         return steps * timing.step_s + validations_within(steps, steps_per_epoch, every_n_steps) * timing.validation_s
 
-    low, high = 0, cap_steps  # cost(low) <= left holds for low = 0 whenever left >= 0
-    if left < 0:
-        return 0
-    while low < high:
-        middle = (low + high + 1) // 2
-        if cost(middle) <= left:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    return 0 if left < 0 else most_that_fit(cap_steps, cost, left)
 
 
 def _sync(device: torch.device) -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from trainlab.callbacks.base import Callback, TrainerView
@@ -65,6 +66,19 @@ def _mid_epoch_passes(steps: int, steps_per_epoch: int, every_n_steps: int | Non
         return 0
     both = math.lcm(steps_per_epoch, every_n_steps)
     return steps // every_n_steps - steps // both
+
+
+def most_that_fit(cap: int, cost: Callable[[int], float], left: float) -> int:
+    """The largest ``n`` in ``[0, cap]`` with ``cost(n) <= left``, for a ``cost`` that never falls as ``n``
+    grows: a bisection (0 where not even ``cost(0)`` fits)."""
+    low, high = 0, cap
+    while low < high:
+        middle = (low + high + 1) // 2
+        if cost(middle) <= left:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def validations_made(step: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
@@ -190,14 +204,7 @@ class BudgetPlanner(Callback):
 
         if left <= 0:
             return 0
-        low, high = 0, cap
-        while low < high:
-            middle = (low + high + 1) // 2
-            if cost(middle) <= left + 1e-9:  # 5 steps of 1.6 s fit 8 s (float: 8.000000000000002)
-                low = middle
-            else:
-                high = middle - 1
-        return low
+        return most_that_fit(cap, cost, left + 1e-9)  # 5 steps of 1.6 s fit 8 s (float: 8.000000000000002)
 
     def _end_at(self, view: TrainerView, end: int) -> None:
         """The run ends at step ``end``; the summary's stop reason is the budget's, or the config's own

@@ -91,7 +91,7 @@ def shared_row_counts(train: tuple[np.ndarray | None, ...], held_outs: dict[str,
     seen = np.sort(row_hashes(train))  # sorted, then searched: np.unique / np.isin took 1.5 s for 1.6M hashes
     counts = {}
     for split, parts in held_outs.items():
-        if _row_width(parts, dtypes) != _row_width(train, dtypes):  # rows of other widths are other rows
+        if _row_width(parts) != _row_width(train):  # rows of other widths are other rows
             counts[split] = 0
             continue
         with np.errstate(invalid="ignore"):  # NaN or inf cast to an integer dtype: such rows are left out below
@@ -101,7 +101,7 @@ def shared_row_counts(train: tuple[np.ndarray | None, ...], held_outs: dict[str,
     return counts
 
 
-def _row_width(parts: tuple[np.ndarray | None, ...], dtypes: tuple[np.dtype | None, ...]) -> tuple[int | None, ...]:
+def _row_width(parts: tuple[np.ndarray | None, ...]) -> tuple[int | None, ...]:
     """Each part's values per row (None for an absent part): rows of other widths never copy each other."""
     return tuple(None if p is None else int(np.prod(np.shape(p)[1:], dtype=np.int64)) for p in parts)
 

@@ -292,9 +292,8 @@ class StandardStep:
         objective.loss.to(self.device)
         # every step ends by clearing the gradients; the first must not add ones the caller left (a probe's
         # backward in a notebook, an earlier hand-written loop), as the HF Trainer's model.zero_grad() first
-        for p in model.parameters():
-            p.grad = None
-        clear_grads(optimizer)
+        model.zero_grad(set_to_none=True)  # frozen parameters too (a schedule may unfreeze them)
+        clear_grads(optimizer)  # and the optimizer's others (a loss that learns)
         self._memory_format = torch.channels_last if options.channels_last else None
         if self._memory_format is not None:
             self.model.to(memory_format=self._memory_format)  # 4-d weights only; others stay as they are
