@@ -71,7 +71,8 @@ from trainlab.engine import snapshot
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, EpochSum, TrainState
-from trainlab.engine.step import Step, check_step, check_step_output, lr_columns
+from trainlab.engine.step import Step, lr_columns
+from trainlab.engine.step_checks import check_step, check_step_output
 from trainlab.notices import warn
 
 
